@@ -1,0 +1,11 @@
+/* cmd_tokenizer.c: placeholder until the data-pipeline work lands; replaced wholesale. */
+#include <stdio.h>
+
+#include "commands.h"
+
+int qtx_cmd_tokenizer(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "qtx tokenizer: not built yet\n");
+    return 1;
+}

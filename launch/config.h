@@ -1,0 +1,66 @@
+/* config.h: the whole run configuration, parsed from YAML against one schema table.
+ *
+ * The schema (config_schema.c) is the single source of truth: the parser, `--set`,
+ * `--print-config` and docs/CONFIG.md are all driven by it.
+ */
+#ifndef QTX_CONFIG_H
+#define QTX_CONFIG_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "check.h"
+#include "data_config.h"
+#include "model_config.h"
+#include "optim_config.h"
+#include "parallel_config.h"
+
+typedef struct qtx_train_config {
+    int steps;
+    uint64_t seed; /* weight initialisation */
+    char out_dir[QTX_PATH_MAX];
+    int log_every;
+    int eval_every; /* 0 disables validation */
+    int eval_batches;
+    int ckpt_every; /* 0: only the final save */
+    int ckpt_keep;
+    char resume[QTX_PATH_MAX]; /* "", "auto", "latest" or a path */
+    double peak_flops;         /* per rank, FLOP/s, for MFU; 0 means measure at start */
+} qtx_train_config;
+
+typedef enum qtx_device_type { QTX_DEVICE_CPU = 0, QTX_DEVICE_CUDA } qtx_device_type;
+
+typedef struct qtx_device_config {
+    qtx_device_type type;
+    int threads; /* per rank; 0 means cores / ranks on this node */
+} qtx_device_config;
+
+typedef struct qtx_config {
+    qtx_model_config model;
+    qtx_data_config data;
+    qtx_optim_config optim;
+    qtx_train_config train;
+    qtx_parallel_config parallel;
+    qtx_device_config device;
+} qtx_config;
+
+/* Every field at its schema default. */
+void qtx_config_defaults(qtx_config *c);
+
+/* Parses YAML file `path` over the defaults, then applies each "section.key=value" of
+ * `sets` (n_sets of them), then validates the whole. On bad input returns QTX_ERR_INPUT with
+ * e->msg like "cfg.yaml:3:5: unknown key 'model.dimm' (did you mean 'model.dim'?)". */
+int qtx_config_load(qtx_config *c, const char *path, const char *const *sets, int n_sets,
+                    qtx_err *e);
+
+/* Cross-field checks (dim % n_heads, ...); called by qtx_config_load. */
+int qtx_config_validate(const qtx_config *c, const char *path, qtx_err *e);
+
+/* Writes the effective config as YAML that qtx_config_load accepts. */
+void qtx_config_print(const qtx_config *c, FILE *f);
+
+/* Writes docs/CONFIG.md (Markdown) from the schema table. */
+void qtx_config_write_docs(FILE *f);
+
+#endif
