@@ -1,0 +1,67 @@
+/* kernels.h: the CPU kernels of the model, forward and backward, fp32.
+ *
+ * Tensors are row-major; N = B * T rows of tokens. Each kernel has a PyTorch counterpart
+ * in tests/reference/llama_ref.py and is checked against it through the model fixtures.
+ * Backward kernels accumulate (+=) into parameter gradients and, where said, into input
+ * gradients, so gradient accumulation over micro-batches and residual sums need no copies.
+ * Everything is deterministic for a fixed thread count: no atomics, fixed reduction order.
+ */
+#ifndef QTX_KERNELS_H
+#define QTX_KERNELS_H
+
+#include <stdint.h>
+
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major (oneDNN sgemm). */
+void qtx_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+               int64_t ldc);
+
+/* y[n, out] = x[n, in] W[out, in]^T (+ y when accumulate). */
+void qtx_linear_fwd(float *y, const float *x, const float *W, int64_t n, int64_t in, int64_t out,
+                    int accumulate);
+/* dx[n, in] (+)= dy[n, out] W[out, in]; dW[out, in] += dy^T x. Either output may be NULL. */
+void qtx_linear_bwd(float *dx, float *dW, const float *dy, const float *x, const float *W,
+                    int64_t n, int64_t in, int64_t out, int accumulate_dx);
+
+/* y = x * rstd * w per row; rstd[n] saved for backward. */
+void qtx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t n, int64_t c,
+                     float eps);
+/* dx += d(rmsnorm)/dx . dy; dw += sum_n dy * x * rstd. */
+void qtx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *rstd,
+                     const float *w, int64_t n, int64_t c);
+
+/* cos/sin tables [max_t, hd/2] for rotating pairs (2i, 2i+1) by pos * theta^(-2i/hd). */
+void qtx_rope_tables(float *cos_t, float *sin_t, int max_t, int hd, float theta);
+/* Rotates n_heads heads of hd in each row of x (row stride ld), row r at position r % T.
+ * inverse = 1 applies the transpose (the backward of the forward rotation). */
+void qtx_rope(float *x, int64_t ld, int64_t n, int T, int n_heads, int hd, const float *cos_t,
+              const float *sin_t, int inverse);
+
+/* Causal grouped-query attention. qkv rows hold [q (H hd) | k (KV hd) | v (KV hd)].
+ * out[n, H hd]; lse[b, h, t] is the log-sum-exp of each softmax row, kept for backward. */
+void qtx_attention_fwd(float *out, float *lse, const float *qkv, int B, int T, int H, int KV,
+                       int hd, float *scratch);
+/* dqkv (same layout as qkv) is overwritten. scratch: qtx_attention_scratch_floats. */
+void qtx_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
+                       const float *lse, int B, int T, int H, int KV, int hd, float *scratch);
+int64_t qtx_attention_scratch_floats(int T, int hd, int n_threads);
+
+/* gu rows are [gate (F) | up (F)]; h = silu(gate) * up. */
+void qtx_swiglu_fwd(float *h, const float *gu, int64_t n, int64_t f);
+void qtx_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int64_t f);
+
+/* x[n] = E[tok[n]]; backward dE[tok[n]] += dx[n]. Token ids are checked by the caller. */
+void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c);
+void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c);
+
+/* Fused output head + softmax cross-entropy over chunks of rows, never holding more than
+ * chunk x V logits (logits_scratch holds chunk * (V + 1) floats). Returns the summed loss (double). When dx is not NULL: dx[n, C] is
+ * overwritten with the input gradient of grad_scale * sum-loss, and dW[V, C] accumulates. */
+double qtx_head_xent(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
+                     int64_t n, int64_t c, int64_t V, float grad_scale, float *logits_scratch,
+                     int64_t chunk);
+
+/* Number of threads kernels will use (OpenMP). */
+int qtx_num_threads(void);
+
+#endif
