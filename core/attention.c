@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "vmath.h"
 
 #define QBLK 64
 
@@ -26,13 +27,16 @@ static void causal_softmax(float *S, int nq, int len, int i0, float *lse) {
         float *s = S + (int64_t)i * len;
         const int valid = i0 + i + 1;
         float m = -INFINITY;
+#pragma omp simd reduction(max : m)
         for (int j = 0; j < valid; j++) m = s[j] > m ? s[j] : m;
         float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < valid; j++) {
-            s[j] = expf(s[j] - m);
+            s[j] = qtx_expf(s[j] - m);
             sum += s[j];
         }
         const float inv = 1.0f / sum;
+#pragma omp simd
         for (int j = 0; j < valid; j++) s[j] *= inv;
         for (int j = valid; j < len; j++) s[j] = 0.0f;
         if (lse) lse[i] = m + logf(sum);
@@ -104,7 +108,9 @@ void qtx_attention_bwd(float *dqkv, const float *dout, const float *qkv, const f
                     for (int i = 0; i < nq; i++) {
                         float *p = P + (int64_t)i * len;
                         const int valid = i0 + i + 1;
-                        for (int j = 0; j < valid; j++) p[j] = expf(p[j] - l[i]);
+                        const float li = l[i];
+#pragma omp simd
+                        for (int j = 0; j < valid; j++) p[j] = qtx_expf(p[j] - li);
                         for (int j = valid; j < len; j++) p[j] = 0.0f;
                         float d = 0.0f;
                         for (int e = 0; e < hd; e++) d += dO[(int64_t)i * ldo + e] * o[(int64_t)i * ldo + e];
@@ -115,7 +121,9 @@ void qtx_attention_bwd(float *dqkv, const float *dout, const float *qkv, const f
                     for (int i = 0; i < nq; i++) {
                         float *dp = dP + (int64_t)i * len;
                         const float *p = P + (int64_t)i * len;
-                        for (int j = 0; j < len; j++) dp[j] = p[j] * (dp[j] - D[i]);
+                        const float di = D[i];
+#pragma omp simd
+                        for (int j = 0; j < len; j++) dp[j] = p[j] * (dp[j] - di);
                     }
                     qtx_sgemm(0, 0, nq, hd, len, scale, dP, len, k, ld, 0.0f, dq, ld);
                     qtx_sgemm(1, 0, len, hd, nq, scale, dP, len, q, ld, 1.0f, dk, ld);

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "vmath.h"
 
 double qtx_head_xent(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
                      int64_t n, int64_t c, int64_t V, float grad_scale, float *logits,
@@ -20,14 +21,17 @@ double qtx_head_xent(float *dx, float *dW, const float *x, const float *W, const
         for (int64_t i = 0; i < rows; i++) {
             float *z = logits + i * V;
             float m = -INFINITY;
+#pragma omp simd reduction(max : m)
             for (int64_t j = 0; j < V; j++) m = z[j] > m ? z[j] : m;
             float sum = 0.0f;
-            for (int64_t j = 0; j < V; j++) sum += expf(z[j] - m);
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < V; j++) sum += qtx_expf(z[j] - m);
             const int32_t t = targets[r0 + i];
             row_loss[i] = logf(sum) + m - z[t];
             if (dx) {
                 const float inv = grad_scale / sum;
-                for (int64_t j = 0; j < V; j++) z[j] = expf(z[j] - m) * inv;
+#pragma omp simd
+                for (int64_t j = 0; j < V; j++) z[j] = qtx_expf(z[j] - m) * inv;
                 z[t] -= grad_scale;
             }
         }

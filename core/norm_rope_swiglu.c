@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "vmath.h"
 
 void qtx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t n, int64_t c,
                      float eps) {
@@ -13,6 +14,7 @@ void qtx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int6
         const float *xi = x + i * c;
         float *yi = y + i * c;
         float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
         for (int64_t j = 0; j < c; j++) ss += xi[j] * xi[j];
         float r = 1.0f / sqrtf(ss / (float)c + eps);
         rstd[i] = r;
@@ -32,6 +34,7 @@ void qtx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, cons
             float *dxi = dx + i * c;
             const float r = rstd[i];
             float dot = 0.0f; /* sum_j (dy w)_j xhat_j */
+#pragma omp simd reduction(+ : dot)
             for (int64_t j = 0; j < c; j++) dot += dyi[j] * w[j] * xi[j];
             dot *= r / (float)c;
             for (int64_t j = 0; j < c; j++) dxi[j] += r * (dyi[j] * w[j] - xi[j] * r * dot);
@@ -79,22 +82,26 @@ void qtx_rope(float *x, int64_t ld, int64_t n, int T, int n_heads, int hd, const
     }
 }
 
+/* Scalars are firstprivate so the vectoriser sees loop invariants, not loads through the
+ * OpenMP context. */
 void qtx_swiglu_fwd(float *h, const float *gu, int64_t n, int64_t f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) firstprivate(f, h, gu)
     for (int64_t i = 0; i < n; i++) {
         const float *g = gu + i * 2 * f, *u = g + f;
         float *hi = h + i * f;
-        for (int64_t j = 0; j < f; j++) hi[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+#pragma omp simd
+        for (int64_t j = 0; j < f; j++) hi[j] = g[j] / (1.0f + qtx_expf(-g[j])) * u[j];
     }
 }
 
 void qtx_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int64_t f) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) firstprivate(f, dgu, dh, gu)
     for (int64_t i = 0; i < n; i++) {
         const float *g = gu + i * 2 * f, *u = g + f, *dhi = dh + i * f;
         float *dg = dgu + i * 2 * f, *du = dg + f;
+#pragma omp simd
         for (int64_t j = 0; j < f; j++) {
-            float s = 1.0f / (1.0f + expf(-g[j]));
+            float s = 1.0f / (1.0f + qtx_expf(-g[j]));
             float silu = g[j] * s;
             dg[j] = dhi[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
             du[j] = dhi[j] * silu;
