@@ -1,11 +1,174 @@
-/* cmd_prep.c: placeholder until the data-pipeline work lands; replaced wholesale. */
+/* cmd_prep.c: qtx prep: tokenize text into HDF5 token shards (data/prep.h). */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "check.h"
 #include "commands.h"
+#include "prep.h"
+
+static const char HELP[] =
+    "usage: qtx prep --tokenizer tokenizer.json -o DIR [options] INPUTS...\n"
+    "\n"
+    "Tokenizes INPUTS into DIR/train_00000.h5 ..., DIR/val_00000.h5 ..., DIR/index.json and a\n"
+    "copy DIR/tokenizer.json. Inputs: .txt (one document per file unless --doc-sep), .jsonl\n"
+    "(one JSON object per line), or either gzipped (.gz). Every document ends with\n"
+    "<|endoftext|>. Invalid UTF-8 is kept as byte tokens. Nothing partial is left on failure.\n"
+    "\n"
+    "  --tokenizer FILE      tokenizer.json (required; needs <|endoftext|>)\n"
+    "  -o, --output DIR      output directory, created when missing (required)\n"
+    "  --val-fraction F      share of documents for validation, in [0, 1) (default 0.01)\n"
+    "  --shard-tokens N      tokens per shard, whole documents (default 50000000)\n"
+    "  --seed S              seed of the train/val split (default 1234)\n"
+    "  --doc-sep SEP         in text files, a line equal to SEP separates documents\n"
+    "  --field NAME          JSONL field holding the text (default: text)\n"
+    "  --skip-bad            skip malformed JSONL lines (counted) instead of failing\n"
+    "  --threads N           encoding threads (default: all cores; same output for any N)\n"
+    "  --force               replace data already in DIR\n"
+    "  -q, --quiet           no progress or summary on stderr\n"
+    "  -h, --help            this help\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "qtx: error: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name, const char *alias,
+                             int *missing) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (!strncmp(a, name, n) && a[n] == '=') return a + n + 1;
+    if (strcmp(a, name) && !(alias && !strcmp(a, alias))) return NULL;
+    if (*i + 1 >= argc) {
+        *missing = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
 
 int qtx_cmd_prep(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "qtx prep: not built yet\n");
-    return 1;
+    qtx_prep_options o = {.val_fraction = 0.01, .shard_tokens = 50000000, .seed = 1234};
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o.n_threads = n > 0 ? (int)n : 1;
+    o.progress = 2;
+    const char **inputs = qtx_calloc((size_t)argc, sizeof *inputs);
+    int rc = 2, only_inputs = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int missing = 0;
+        long long x;
+        if (only_inputs || a[0] != '-' || !strcmp(a, "-")) {
+            inputs[o.n_inputs++] = a;
+        } else if (!strcmp(a, "--")) {
+            only_inputs = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(HELP, stdout);
+            rc = 0;
+            goto done;
+        } else if (!strcmp(a, "--skip-bad")) {
+            o.skip_bad = 1;
+        } else if (!strcmp(a, "--force")) {
+            o.force = 1;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o.progress = 0;
+        } else if ((v = opt_value(argc, argv, &i, "--tokenizer", "-t", &missing))) {
+            o.tokenizer = v;
+        } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
+            o.out_dir = v;
+        } else if ((v = opt_value(argc, argv, &i, "--val-fraction", NULL, &missing))) {
+            char *end;
+            errno = 0;
+            o.val_fraction = strtod(v, &end);
+            if (!*v || *end || errno || !(o.val_fraction >= 0 && o.val_fraction < 1)) {
+                usage_error("--val-fraction: expected a number in [0, 1), got '%s'", v);
+                goto done;
+            }
+        } else if ((v = opt_value(argc, argv, &i, "--shard-tokens", NULL, &missing))) {
+            if (parse_int(v, 1, 1LL << 40, &x)) {
+                usage_error("--shard-tokens: expected a positive integer, got '%s'", v);
+                goto done;
+            }
+            o.shard_tokens = x;
+        } else if ((v = opt_value(argc, argv, &i, "--seed", NULL, &missing))) {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (!*v || *end || errno || v[0] == '-') {
+                usage_error("--seed: expected a non-negative integer, got '%s'", v);
+                goto done;
+            }
+            o.seed = s;
+        } else if ((v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
+            if (parse_int(v, 1, 1024, &x)) {
+                usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
+                goto done;
+            }
+            o.n_threads = (int)x;
+        } else if ((v = opt_value(argc, argv, &i, "--doc-sep", NULL, &missing))) {
+            o.doc_sep = v;
+        } else if ((v = opt_value(argc, argv, &i, "--field", NULL, &missing))) {
+            o.field = v;
+        } else {
+            usage_error(missing ? "%s needs a value" : "unknown option '%s'; see qtx prep --help",
+                        a);
+            goto done;
+        }
+        if (missing) {
+            usage_error("%s needs a value", a);
+            goto done;
+        }
+    }
+    if (!o.tokenizer) {
+        usage_error("qtx prep needs --tokenizer tokenizer.json");
+        goto done;
+    }
+    if (!o.out_dir) {
+        usage_error("qtx prep needs -o DIR");
+        goto done;
+    }
+    if (!o.n_inputs) {
+        usage_error("qtx prep needs input files");
+        goto done;
+    }
+    o.inputs = inputs;
+    qtx_prep_stats st;
+    qtx_err e = {0};
+    if (qtx_prep_run(&o, &st, &e)) {
+        fprintf(stderr, "qtx: error: %s\n", e.msg);
+        rc = e.code ? e.code : 1;
+        goto done;
+    }
+    if (o.progress) {
+        double mb = (double)st.bytes / 1e6;
+        fprintf(stderr,
+                "qtx prep: %.2f MB in %.2f s (%.1f MB/s, %d threads): train %lld documents, "
+                "%lld tokens, %lld shards; val %lld documents, %lld tokens, %lld shards",
+                mb, st.seconds, st.seconds > 0 ? mb / st.seconds : 0.0, o.n_threads,
+                (long long)st.docs[0], (long long)st.tokens[0], (long long)st.shards[0],
+                (long long)st.docs[1], (long long)st.tokens[1], (long long)st.shards[1]);
+        if (st.bad_lines) fprintf(stderr, "; skipped %lld bad lines", (long long)st.bad_lines);
+        fprintf(stderr, " -> %s\n", o.out_dir);
+    }
+    rc = 0;
+done:
+    free(inputs);
+    return rc;
 }

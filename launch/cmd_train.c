@@ -1,11 +1,31 @@
-/* cmd_train.c: placeholder, replaced wholesale. */
+/* cmd_train.c: `qtx train CONFIG.yaml [--set k=v]... [--print-config] [--resume X]`. */
 #include <stdio.h>
 
 #include "commands.h"
+#include "config.h"
+#include "log.h"
+#include "train_args.h"
+#include "trainer.h"
 
 int qtx_cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "qtx train: not built yet\n");
-    return 1;
+    static qtx_train_args a; /* large (paths); static keeps it off the stack */
+    qtx_err e = {0};
+    if (qtx_train_args_parse(argc, argv, &a, &e)) {
+        fprintf(stderr, "qtx: error: %s\n", e.msg);
+        return 2;
+    }
+    if (a.help) {
+        qtx_train_usage(stdout);
+        return 0;
+    }
+    if (a.print_config) {
+        qtx_config_print(&a.config, stdout);
+        return 0;
+    }
+    int rc = qtx_train_run(&a.config, &e);
+    if (rc) {
+        fprintf(stderr, "qtx: error: %s\n", e.msg);
+        return rc;
+    }
+    return 0;
 }

@@ -50,11 +50,14 @@ void qtx_config_defaults(qtx_config *c);
 
 /* Parses YAML file `path` over the defaults, then applies each "section.key=value" of
  * `sets` (n_sets of them), then validates the whole. On bad input returns QTX_ERR_INPUT with
- * e->msg like "cfg.yaml:3:5: unknown key 'model.dimm' (did you mean 'model.dim'?)". */
+ * e->msg like "cfg.yaml:3:5: unknown key 'model.dimm' (did you mean 'model.dim'?)"; errors
+ * from a --set start "--set model.dim=abc: ". A NULL path means defaults plus sets only. */
 int qtx_config_load(qtx_config *c, const char *path, const char *const *sets, int n_sets,
                     qtx_err *e);
 
-/* Cross-field checks (dim % n_heads, ...); called by qtx_config_load. */
+/* Range and cross-field checks (dim % n_heads, ...); called by qtx_config_load, which also
+ * points each error at the line (or --set) that set the key. Here messages start with
+ * "<path>: " (nothing when path is NULL). */
 int qtx_config_validate(const qtx_config *c, const char *path, qtx_err *e);
 
 /* Writes the effective config as YAML that qtx_config_load accepts. */

@@ -15,7 +15,7 @@ DEB_PACKAGES=(
   libyaml-dev                 # config
   libpcre2-dev                # GPT-2 pre-tokenizer regex
   libcjson-dev                # tokenizer.json, manifests
-  fortunes-min fortunes       # the embedded default corpus (docs/DATA.md)
+  bible-kjv                   # the embedded default corpus: King James Bible (docs/DATA.md)
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
