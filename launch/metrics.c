@@ -28,11 +28,22 @@ void qtx_format_duration(char *buf, size_t n, double s) {
         snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* JSON has no NaN or infinity: a non-finite value is written as null. */
+static const char *json_num(char *buf, size_t n, double v) {
+    if (isfinite(v))
+        snprintf(buf, n, "%.9g", v);
+    else
+        snprintf(buf, n, "null");
+    return buf;
+}
+
 void qtx_metrics_step(qtx_metrics *m, const qtx_step_stats *s) {
+    char loss[32], gn[32];
     fprintf(m->jsonl,
-            "{\"step\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,"
+            "{\"step\":%d,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,"
             "\"mfu\":%.4f,\"step_s\":%.6f,\"elapsed_s\":%.3f,\"skipped\":%d}\n",
-            s->step, s->loss, s->lr, s->grad_norm, s->tokens_per_s, s->mfu, s->step_s,
+            s->step, json_num(loss, sizeof loss, s->loss), s->lr,
+            json_num(gn, sizeof gn, s->grad_norm), s->tokens_per_s, s->mfu, s->step_s,
             s->elapsed_s, s->skipped);
     fflush(m->jsonl);
     const int last = s->step == s->total_steps;
@@ -61,8 +72,9 @@ void qtx_metrics_step(qtx_metrics *m, const qtx_step_stats *s) {
 }
 
 void qtx_metrics_eval(qtx_metrics *m, int step, double val_loss, int batches) {
-    fprintf(m->jsonl, "{\"step\":%d,\"val_loss\":%.9g,\"val_batches\":%d}\n", step, val_loss,
-            batches);
+    char vl[32];
+    fprintf(m->jsonl, "{\"step\":%d,\"val_loss\":%s,\"val_batches\":%d}\n", step,
+            json_num(vl, sizeof vl, val_loss), batches);
     fflush(m->jsonl);
     printf("%sstep %d | val loss %.4f (%d batches)\n", m->tty ? "\n" : "", step, val_loss, batches);
     fflush(stdout);

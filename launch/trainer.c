@@ -179,12 +179,6 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
             skips++;
             qtx_log_warn("step %d: non-finite %s; update skipped (%d in a row, limit optim.max_skips = %d)",
                          step + 1, isfinite(loss) ? "gradient" : "loss", skips, cfg->optim.max_skips);
-            if (skips >= cfg->optim.max_skips) {
-                rc = qtx_fail(e, QTX_ERR_RUNTIME,
-                              "%d consecutive non-finite steps at step %d; lower optim.lr or "
-                              "raise optim.warmup_steps", skips, step + 1);
-                goto out;
-            }
         } else {
             skips = 0;
             apply_adamw(&r, step, lr, qtx_clip_scale(gnorm, cfg->optim.grad_clip));
@@ -202,6 +196,12 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
         s.elapsed_s = t1 - t_start;
         s.skipped = skipped;
         qtx_metrics_step(&r.metrics, &s);
+        if (skips >= cfg->optim.max_skips) {
+            rc = qtx_fail(e, QTX_ERR_RUNTIME,
+                          "%d consecutive non-finite steps at step %d; lower optim.lr or "
+                          "raise optim.warmup_steps", skips, step + 1);
+            goto out;
+        }
         const int last = step + 1 == cfg->train.steps;
         if (r.val && ((step + 1) % cfg->train.eval_every == 0 || last)) {
             int nb = 0;
