@@ -6,11 +6,13 @@
 # Needs the tiny dataset (scripts/make_tiny_data.sh) for token shards; vocabularies larger
 # than the tokenizer's are fine (ids are a subset).
 set -euo pipefail
+export OMP_NUM_THREADS=${2:-2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 threads=${2:-2}
 steps=${3:-12}
 qtx=$build/qtx
+cd "$root" # configs/tiny.yaml names data/tiny/ relative to the source root
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -29,14 +31,15 @@ run_case() { # name dim layers heads kv ffn vocab seq batch
     --set model.dim=$dim --set model.n_layers=$L --set model.n_heads=$H --set model.n_kv_heads=$KV \
     --set model.ffn_dim=$F --set model.vocab_size=$V --set model.max_seq_len=$T \
     --set data.seq_len=$T --set data.global_batch=$B --set data.micro_batch=$B \
-    --set train.steps=$steps --set train.eval_every=0 --set train.out_dir="$work/$name" \
-    --set device.threads=$threads >/dev/null 2>&1
+    --set train.steps=$steps --set optim.warmup_steps=1 --set train.eval_every=0 --set train.out_dir="$work/$name" \
+    --set device.threads=$threads >"$work/$name.log" 2>&1 || { cat "$work/$name.log" >&2; exit 1; }
   local ours
   ours=$(median_tps "$work/$name/metrics.jsonl")
   local theirs
-  theirs=$("$root/bench/torch_env.sh" --dim $dim --n-layers $L --n-heads $H --n-kv-heads $KV \
-    --ffn $F --vocab $V --seq $T --batch $B --steps $steps --threads $threads |
-    python3 -c 'import json,sys; print(f"{json.loads(sys.stdin.readlines()[-1])[\"tokens_per_s\"]:.0f}")')
+  "$root/bench/torch_env.sh" --dim $dim --n-layers $L --n-heads $H --n-kv-heads $KV \
+    --ffn $F --vocab $V --seq $T --batch $B --steps $steps --threads $threads >"$work/$name.torch"
+  theirs=$(python3 -c 'import json, sys
+print(round(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["tokens_per_s"]))' "$work/$name.torch")
   local flops
   flops=$(python3 -c "
 V,C,L,F,H,KV,T=$V,$dim,$L,$F,$H,$KV,$T

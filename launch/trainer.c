@@ -159,6 +159,12 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
                  (long long)qtx_loader_samples_per_epoch(r.train), (long long)step_tokens, threads,
                  peak / 1e9, cfg->train.peak_flops > 0 ? " (train.peak_flops)" : " (measured)");
 
+    if (r.val) { /* where validation starts, for comparison with every later evaluation */
+        int nb = 0;
+        double vl = evaluate(&r, e, &nb, &rc);
+        if (rc) goto out;
+        qtx_metrics_eval(&r.metrics, 0, vl, nb);
+    }
     const double t_start = now_s();
     int skips = 0;
     for (int step = 0; step < cfg->train.steps; step++) {
