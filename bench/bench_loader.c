@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     double t = t0;
     while (steps < steps_per_epoch && (t = now()) - t0 < MAX_SECONDS) {
         if ((rc = qtx_loader_next(l, buf, &e))) break;
-        sink = buf[steps % ((int64_t)batch * seq_len)];
+        sink += buf[steps % ((int64_t)batch * seq_len)];
         steps++;
     }
     double secs = t - t0;

@@ -113,7 +113,8 @@ void qtx_attention_bwd(float *dqkv, const float *dout, const float *qkv, const f
                         for (int j = 0; j < valid; j++) p[j] = qtx_expf(p[j] - li);
                         for (int j = valid; j < len; j++) p[j] = 0.0f;
                         float d = 0.0f;
-                        for (int e = 0; e < hd; e++) d += dO[(int64_t)i * ldo + e] * o[(int64_t)i * ldo + e];
+                        for (int e = 0; e < hd; e++)
+                            d += dO[(int64_t)i * ldo + e] * o[(int64_t)i * ldo + e];
                         D[i] = d;
                     }
                     /* dP = dO V^T; dS = P (dP - D). */

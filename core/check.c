@@ -41,6 +41,12 @@ void *qtx_calloc(size_t n, size_t size) {
     return p;
 }
 
+void *qtx_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    QTX_CHECK(q, "out of memory growing a buffer to %zu bytes", n);
+    return q;
+}
+
 #define HUGE_2M ((size_t)2 << 20)
 
 void *qtx_alloc_big(size_t bytes) {

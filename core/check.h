@@ -25,15 +25,16 @@ int qtx_fail(qtx_err *e, int code, const char *fmt, ...) __attribute__((format(p
 _Noreturn void qtx_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define QTX_CHECK(cond, ...)                                                                   \
-    do {                                                                                       \
-        if (!(cond)) qtx_fatal(__FILE__, __LINE__, __VA_ARGS__);                               \
+#define QTX_CHECK(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) qtx_fatal(__FILE__, __LINE__, __VA_ARGS__);                                   \
     } while (0)
 
 /* Allocation that never returns NULL. qtx_alloc_big is 2 MiB aligned, asks for huge pages
  * and pre-touches (first touch of a 4 KiB page costs ~11 us here): call it at startup only. */
 void *qtx_malloc(size_t n);
 void *qtx_calloc(size_t n, size_t size);
+void *qtx_realloc(void *p, size_t n);
 void *qtx_alloc_big(size_t bytes);
 void qtx_free_big(void *p, size_t bytes);
 

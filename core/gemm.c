@@ -26,4 +26,6 @@ void qtx_linear_bwd(float *dx, float *dW, const float *dy, const float *x, const
     if (dW) qtx_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dW, in);
 }
 
-int qtx_num_threads(void) { return omp_get_max_threads(); }
+int qtx_num_threads(void) {
+    return omp_get_max_threads();
+}

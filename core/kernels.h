@@ -55,8 +55,9 @@ void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, 
 void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c);
 
 /* Fused output head + softmax cross-entropy over chunks of rows, never holding more than
- * chunk x V logits (logits_scratch holds chunk * (V + 1) floats). Returns the summed loss (double). When dx is not NULL: dx[n, C] is
- * overwritten with the input gradient of grad_scale * sum-loss, and dW[V, C] accumulates. */
+ * chunk x V logits (logits_scratch holds chunk * (V + 1) floats). Returns the summed loss (double).
+ * When dx is not NULL: dx[n, C] is overwritten with the input gradient of grad_scale * sum-loss,
+ * and dW[V, C] accumulates. */
 double qtx_head_xent(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
                      int64_t n, int64_t c, int64_t V, float grad_scale, float *logits_scratch,
                      int64_t chunk);

@@ -27,12 +27,12 @@ static void emit(qtx_log_level lvl, const char *tag, const char *fmt, va_list ap
         fprintf(stderr, "qtx: %s%s\n", tag, line);
 }
 
-#define DEFINE_LOG(fn, lvl, tag)                                                               \
-    void fn(const char *fmt, ...) {                                                            \
-        va_list ap;                                                                            \
-        va_start(ap, fmt);                                                                     \
-        emit(lvl, tag, fmt, ap);                                                               \
-        va_end(ap);                                                                            \
+#define DEFINE_LOG(fn, lvl, tag)                                                                   \
+    void fn(const char *fmt, ...) {                                                                \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        emit(lvl, tag, fmt, ap);                                                                   \
+        va_end(ap);                                                                                \
     }
 DEFINE_LOG(qtx_log_error, QTX_LOG_ERROR, "error: ")
 DEFINE_LOG(qtx_log_warn, QTX_LOG_WARN, "warning: ")

@@ -7,7 +7,12 @@
 #ifndef QTX_LOG_H
 #define QTX_LOG_H
 
-typedef enum qtx_log_level { QTX_LOG_ERROR = 0, QTX_LOG_WARN, QTX_LOG_INFO, QTX_LOG_DEBUG } qtx_log_level;
+typedef enum qtx_log_level {
+    QTX_LOG_ERROR = 0,
+    QTX_LOG_WARN,
+    QTX_LOG_INFO,
+    QTX_LOG_DEBUG
+} qtx_log_level;
 
 /* rank < 0: no rank prefix. Only rank 0 (or a rank-less process) logs INFO and below unless
  * all_ranks is set; warnings and errors come from every rank. */

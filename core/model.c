@@ -133,8 +133,10 @@ int qtx_model_check_tokens(const qtx_model *m, const int32_t *tokens, int64_t n,
 static void split_batch(qtx_model *m, const int32_t *tokens) {
     const int T = m->T;
     for (int b = 0; b < m->B; b++) {
-        memcpy(m->inputs + (int64_t)b * T, tokens + (int64_t)b * (T + 1), (size_t)T * sizeof(int32_t));
-        memcpy(m->targets + (int64_t)b * T, tokens + (int64_t)b * (T + 1) + 1, (size_t)T * sizeof(int32_t));
+        memcpy(m->inputs + (int64_t)b * T, tokens + (int64_t)b * (T + 1),
+               (size_t)T * sizeof(int32_t));
+        memcpy(m->targets + (int64_t)b * T, tokens + (int64_t)b * (T + 1) + 1,
+               (size_t)T * sizeof(int32_t));
     }
 }
 
@@ -151,7 +153,8 @@ static void forward(qtx_model *m) {
         float *x_next = l + 1 < L ? m->acts[l + 1].x : m->x_out;
         qtx_rmsnorm_fwd(a->xn1, a->r1, a->x, w->attn_norm, d.N, d.C, eps);
         qtx_linear_fwd(a->qkv, a->xn1, w->wqkv, d.N, d.C, d.qkv, 0);
-        qtx_rope(a->qkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin, 0);
+        qtx_rope(a->qkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin,
+                 0);
         qtx_attention_fwd(a->att, a->lse, a->qkv, m->B, m->T, (int)d.H, (int)d.KV, (int)d.hd,
                           m->attn_scratch);
         memcpy(a->xmid, a->x, (size_t)(d.N * d.C) * sizeof(float));
@@ -182,9 +185,10 @@ static void backward(qtx_model *m) {
         qtx_rmsnorm_bwd(dres, g->ffn_norm, dxn, a->xmid, a->r2, w->ffn_norm, d.N, d.C);
         /* Attention: xmid = x + att Wo^T. */
         qtx_linear_bwd(m->datt, g->wo, dres, a->att, w->wo, d.N, d.qd, d.C, 0);
-        qtx_attention_bwd(m->dqkv, m->datt, a->qkv, a->att, a->lse, m->B, m->T, (int)d.H,
-                          (int)d.KV, (int)d.hd, m->attn_scratch);
-        qtx_rope(m->dqkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin, 1);
+        qtx_attention_bwd(m->dqkv, m->datt, a->qkv, a->att, a->lse, m->B, m->T, (int)d.H, (int)d.KV,
+                          (int)d.hd, m->attn_scratch);
+        qtx_rope(m->dqkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin,
+                 1);
         qtx_linear_bwd(dxn, g->wqkv, m->dqkv, a->xn1, w->wqkv, d.N, d.C, d.qkv, 0);
         qtx_rmsnorm_bwd(dres, g->attn_norm, dxn, a->x, a->r1, w->attn_norm, d.N, d.C);
     }

@@ -3,8 +3,8 @@
 
 int64_t qtx_model_n_params(const qtx_model_config *c) {
     int64_t d = c->dim, hd = c->dim / c->n_heads, kv = (int64_t)c->n_kv_heads * hd;
-    int64_t per_layer = 2 * d + d * d /* q */ + 2 * kv * d + d * d /* o */ +
-                        3 * d * (int64_t)c->ffn_dim;
+    int64_t per_layer =
+        2 * d + d * d /* q */ + 2 * kv * d + d * d /* o */ + 3 * d * (int64_t)c->ffn_dim;
     int64_t embd = (int64_t)c->vocab_size * d;
     return embd + c->n_layers * per_layer + d + (c->tie_embeddings ? 0 : embd);
 }

@@ -111,7 +111,8 @@ void qtx_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int
 
 void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) memcpy(x + i * c, E + (int64_t)tok[i] * c, (size_t)c * sizeof *x);
+    for (int64_t i = 0; i < n; i++)
+        memcpy(x + i * c, E + (int64_t)tok[i] * c, (size_t)c * sizeof *x);
 }
 
 void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c) {

@@ -54,7 +54,8 @@ qtx_shard_spec qtx_shard_spec_full(const qtx_model_config *cfg) {
     return s;
 }
 
-void qtx_layout_build(qtx_param_layout *l, const qtx_model_config *cfg, const qtx_shard_spec *spec) {
+void qtx_layout_build(qtx_param_layout *l, const qtx_model_config *cfg,
+                      const qtx_shard_spec *spec) {
     memset(l, 0, sizeof *l);
     l->cfg = *cfg;
     l->spec = *spec;
@@ -66,8 +67,8 @@ void qtx_layout_build(qtx_param_layout *l, const qtx_model_config *cfg, const qt
     if (spec->has_embedding || (spec->has_head && cfg->tie_embeddings))
         add(&b, "token_embd", 2, V, C, 0, std, -1);
     for (int i = spec->layer_begin; i < spec->layer_end; i++) {
-#define LAYER_TENSOR(suffix, nd, rows, cols, split, sd)                                         \
-    snprintf(name, sizeof name, "blk.%d." suffix, i);                                          \
+#define LAYER_TENSOR(suffix, nd, rows, cols, split, sd)                                            \
+    snprintf(name, sizeof name, "blk.%d." suffix, i);                                              \
     add(&b, name, nd, rows, cols, split, sd, i)
         LAYER_TENSOR("attn_norm", 1, C, 1, -1, 0.0f);
         LAYER_TENSOR("attn_q", 2, qd, C, 0, std);
@@ -113,7 +114,8 @@ void qtx_layout_init_weights(const qtx_param_layout *l, float *buf, uint64_t see
         for (int64_t r = 0; r < t->local[0]; r++)
             for (int64_t c = 0; c < t->local[1]; c++) {
                 uint64_t global = (uint64_t)((r0 + r) * t->shape[1] + c0 + c);
-                dst[r * t->local[1] + c] = (float)(t->init_std * qtx_rng_normal(seed, stream, global));
+                dst[r * t->local[1] + c] =
+                    (float)(t->init_std * qtx_rng_normal(seed, stream, global));
             }
     }
 }
@@ -128,17 +130,16 @@ void qtx_view_build(qtx_model_view *v, const qtx_param_layout *l, float *buf) {
     const qtx_shard_spec *s = &l->spec;
     v->token_embd = s->has_embedding ? find_ptr(l, buf, "token_embd") : NULL;
     v->output_norm = find_ptr(l, buf, "output_norm");
-    if (s->has_head)
-        v->output = find_ptr(l, buf, l->cfg.tie_embeddings ? "token_embd" : "output");
+    if (s->has_head) v->output = find_ptr(l, buf, l->cfg.tie_embeddings ? "token_embd" : "output");
     v->n_layers = s->layer_end - s->layer_begin;
     v->layers = qtx_calloc((size_t)(v->n_layers > 0 ? v->n_layers : 1), sizeof *v->layers);
     char name[QTX_TENSOR_NAME_MAX];
     for (int i = 0; i < v->n_layers; i++) {
         qtx_layer_view *lv = &v->layers[i];
         int g = s->layer_begin + i;
-#define PTR(field, suffix)                                                                     \
-    snprintf(name, sizeof name, "blk.%d." suffix, g);                                          \
-    lv->field = find_ptr(l, buf, name);                                                        \
+#define PTR(field, suffix)                                                                         \
+    snprintf(name, sizeof name, "blk.%d." suffix, g);                                              \
+    lv->field = find_ptr(l, buf, name);                                                            \
     QTX_CHECK(lv->field, "layout has no %s", name)
         PTR(attn_norm, "attn_norm");
         PTR(wqkv, "attn_q");

@@ -68,9 +68,9 @@ typedef struct qtx_layer_view {
 } qtx_layer_view;
 
 typedef struct qtx_model_view {
-    float *token_embd;  /* [V, C], NULL off the first stage */
-    float *output_norm; /* [C], NULL off the last stage */
-    float *output;      /* [V, C]: the head; token_embd when tied */
+    float *token_embd;      /* [V, C], NULL off the first stage */
+    float *output_norm;     /* [C], NULL off the last stage */
+    float *output;          /* [V, C]: the head; token_embd when tied */
     qtx_layer_view *layers; /* indexed by local layer (global - layer_begin) */
     int n_layers;
 } qtx_model_view;

@@ -11,7 +11,8 @@ static uint64_t mix64(uint64_t z) {
 
 uint64_t qtx_rng_stream(const char *name) {
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
     return mix64(h);
 }
 

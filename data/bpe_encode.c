@@ -39,8 +39,7 @@ struct qtx_encoder {
 static void grow(qtx_ids *a, size_t need) {
     size_t cap = a->cap ? a->cap : 256;
     while (cap < need) cap *= 2;
-    a->v = realloc(a->v, cap * sizeof *a->v);
-    QTX_CHECK(a->v, "out of memory growing an id array to %zu", cap);
+    a->v = qtx_realloc(a->v, cap * sizeof *a->v);
     a->cap = cap;
 }
 
@@ -90,8 +89,7 @@ static inline int merge_less(const bpe_merge *a, const bpe_merge *b) {
 static void heap_push(qtx_encoder *enc, size_t *n, bpe_merge m) {
     if (*n == enc->heap_cap) {
         enc->heap_cap = enc->heap_cap ? 2 * enc->heap_cap : 64;
-        enc->heap = realloc(enc->heap, enc->heap_cap * sizeof *enc->heap);
-        QTX_CHECK(enc->heap, "out of memory growing the merge heap");
+        enc->heap = qtx_realloc(enc->heap, enc->heap_cap * sizeof *enc->heap);
     }
     bpe_merge *h = enc->heap;
     size_t i = (*n)++;
@@ -261,8 +259,7 @@ void qtx_encode_parallel(qtx_encoder *const *encs, int n, const char *text, size
     while (cut[n_cuts - 1] < len) {
         if (n_cuts == cap) {
             cap *= 2;
-            cut = realloc(cut, cap * sizeof *cut);
-            QTX_CHECK(cut, "out of memory");
+            cut = qtx_realloc(cut, cap * sizeof *cut);
         }
         size_t from = cut[n_cuts - 1] + PARALLEL_CHUNK;
         cut[n_cuts++] = from >= len ? len : qtx_tokenizer_split_point(t, text, len, from);

@@ -176,8 +176,7 @@ void qtx_bpe_trainer_feed(qtx_bpe_trainer *tr, const char *const *texts, const s
                     : qtx_tokenizer_split_point(tr->base, texts[i], lens[i], pos + FEED_CHUNK);
             if (n_units == cap) {
                 cap *= 2;
-                u = realloc(u, cap * sizeof *u);
-                QTX_CHECK(u, "out of memory");
+                u = qtx_realloc(u, cap * sizeof *u);
             }
             u[n_units++] = (span){texts[i] + pos, end - pos};
             pos = end;
@@ -247,8 +246,7 @@ static inline int heap_above(const heap_entry *x, const heap_entry *y) {
 static void hpush(state *s, heap_entry e) {
     if (s->n_heap == s->cap_heap) {
         s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 1024;
-        s->heap = realloc(s->heap, s->cap_heap * sizeof *s->heap);
-        QTX_CHECK(s->heap, "out of memory");
+        s->heap = qtx_realloc(s->heap, s->cap_heap * sizeof *s->heap);
     }
     size_t i = s->n_heap++;
     while (i > 0) {
@@ -281,8 +279,7 @@ static uint32_t get_pair(state *s, uint32_t a, uint32_t b) {
     if (!ins) return (uint32_t)*v;
     if (s->n_pairs == s->cap_pairs) {
         s->cap_pairs = s->cap_pairs ? s->cap_pairs * 2 : 1 << 16;
-        s->pairs = realloc(s->pairs, s->cap_pairs * sizeof *s->pairs);
-        QTX_CHECK(s->pairs, "out of memory");
+        s->pairs = qtx_realloc(s->pairs, s->cap_pairs * sizeof *s->pairs);
     }
     QTX_CHECK(s->n_pairs < UINT32_MAX, "too many symbol pairs");
     s->pairs[s->n_pairs] = (pair){a, b, 0, NULL, 0, 0, -1};
@@ -301,8 +298,7 @@ static void pair_add(state *s, uint32_t a, uint32_t b, int64_t delta, uint32_t w
     if (!p->n_words || p->words[p->n_words - 1] != w) {
         if (p->n_words == p->cap_words) {
             p->cap_words = p->cap_words ? p->cap_words * 2 : 4;
-            p->words = realloc(p->words, p->cap_words * sizeof *p->words);
-            QTX_CHECK(p->words, "out of memory");
+            p->words = qtx_realloc(p->words, p->cap_words * sizeof *p->words);
         }
         p->words[p->n_words++] = w;
     }
@@ -310,8 +306,7 @@ static void pair_add(state *s, uint32_t a, uint32_t b, int64_t delta, uint32_t w
         p->pushed_at = step;
         if (s->n_fresh == s->cap_fresh) {
             s->cap_fresh = s->cap_fresh ? s->cap_fresh * 2 : 1024;
-            s->fresh = realloc(s->fresh, s->cap_fresh * sizeof *s->fresh);
-            QTX_CHECK(s->fresh, "out of memory");
+            s->fresh = qtx_realloc(s->fresh, s->cap_fresh * sizeof *s->fresh);
         }
         s->fresh[s->n_fresh++] = idx;
     }
@@ -430,8 +425,7 @@ int qtx_bpe_trainer_finish(qtx_bpe_trainer *tr, qtx_tokenizer **out, qtx_err *e)
         size_t la = tok_off[a + 1] - tok_off[a], lb = tok_off[b + 1] - tok_off[b];
         if (la + lb > cat_cap) {
             cat_cap = 2 * (la + lb);
-            cat = realloc(cat, cat_cap);
-            QTX_CHECK(cat, "out of memory");
+            cat = qtx_realloc(cat, cat_cap);
         }
         memcpy(cat, tok_bytes.p + tok_off[a], la);
         memcpy(cat + la, tok_bytes.p + tok_off[b], lb);

@@ -102,8 +102,7 @@ static int load_file(qtx_docsrc *s, const char *path, qtx_err *e) {
     for (;;) {
         if (cap - len < (1 << 16)) {
             cap *= 2;
-            buf = realloc(buf, cap);
-            QTX_CHECK(buf, "out of memory reading %s (%zu bytes)", path, cap);
+            buf = qtx_realloc(buf, cap);
         }
         int got = gzread(g, buf + len, (unsigned)(cap - len > (1u << 30) ? 1u << 30 : cap - len));
         if (got < 0) {
@@ -149,8 +148,8 @@ static void add_doc(qtx_docsrc *s, const char *p, size_t n) {
     if (!n) return;
     if (s->n_docs == s->cap_docs) {
         s->cap_docs = s->cap_docs ? s->cap_docs * 2 : 1024;
-        s->offs = realloc(s->offs, 2 * s->cap_docs * sizeof *s->offs);
-        s->docs = realloc(s->docs, s->cap_docs * sizeof *s->docs);
+        s->offs = qtx_realloc(s->offs, 2 * s->cap_docs * sizeof *s->offs);
+        s->docs = qtx_realloc(s->docs, s->cap_docs * sizeof *s->docs);
         QTX_CHECK(s->offs && s->docs, "out of memory");
     }
     s->offs[2 * s->n_docs] = s->arena.n;

@@ -20,10 +20,10 @@ typedef struct qtx_loader_options {
     int dp_rank;
     int dp_size;
     uint64_t seed;
-    int shuffle;                 /* 0 for validation: shard order, window order */
-    const char *tokenizer_hash;  /* when non-empty, every shard must carry this hash */
-    int64_t vocab_size;          /* every shard's vocab_size must be <= this */
-    int prefetch;                /* prefetch batches on a background thread */
+    int shuffle;                /* 0 for validation: shard order, window order */
+    const char *tokenizer_hash; /* when non-empty, every shard must carry this hash */
+    int64_t vocab_size;         /* every shard's vocab_size must be <= this */
+    int prefetch;               /* prefetch batches on a background thread */
 } qtx_loader_options;
 
 typedef struct qtx_loader_state {

@@ -153,8 +153,7 @@ static int flush_split(prep *pp, int which, qtx_err *e) {
     if (!b->n_docs) return QTX_OK;
     if (pp->n_shards == pp->cap_shards) {
         pp->cap_shards = pp->cap_shards ? pp->cap_shards * 2 : 16;
-        pp->shards = realloc(pp->shards, (size_t)pp->cap_shards * sizeof *pp->shards);
-        QTX_CHECK(pp->shards, "out of memory");
+        pp->shards = qtx_realloc(pp->shards, (size_t)pp->cap_shards * sizeof *pp->shards);
     }
     shard_rec *r = &pp->shards[pp->n_shards];
     snprintf(r->name, sizeof r->name, "%s_%05d.h5", SPLIT_NAME[which], b->n_shards);
@@ -193,8 +192,7 @@ static int add_doc(prep *pp, const qtx_ids *parts, size_t n_parts, qtx_err *e) {
     if (b->tokens.n + n > b->tokens.cap) {
         size_t cap = b->tokens.cap ? b->tokens.cap : 1 << 16;
         while (cap < b->tokens.n + n) cap *= 2;
-        b->tokens.v = realloc(b->tokens.v, cap * sizeof *b->tokens.v);
-        QTX_CHECK(b->tokens.v, "out of memory growing a shard buffer to %zu tokens", cap);
+        b->tokens.v = qtx_realloc(b->tokens.v, cap * sizeof *b->tokens.v);
         b->tokens.cap = cap;
     }
     for (size_t i = 0; i < n_parts; i++) {
@@ -205,8 +203,7 @@ static int add_doc(prep *pp, const qtx_ids *parts, size_t n_parts, qtx_err *e) {
     b->tokens.v[b->tokens.n++] = pp->eos;
     if (b->n_docs + 2 > b->cap_offs) {
         b->cap_offs = b->cap_offs ? b->cap_offs * 2 : 4096;
-        b->offs = realloc(b->offs, (size_t)b->cap_offs * sizeof *b->offs);
-        QTX_CHECK(b->offs, "out of memory");
+        b->offs = qtx_realloc(b->offs, (size_t)b->cap_offs * sizeof *b->offs);
     }
     b->offs[++b->n_docs] = (int64_t)b->tokens.n;
     pp->st->docs[which]++;
@@ -354,8 +351,7 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
         if (rc || !n_docs) break;
         if (n_docs + 1 > cap_docs) {
             cap_docs = 2 * (n_docs + 1);
-            first_unit = realloc(first_unit, cap_docs * sizeof *first_unit);
-            QTX_CHECK(first_unit, "out of memory");
+            first_unit = qtx_realloc(first_unit, cap_docs * sizeof *first_unit);
         }
         size_t n_units = 0;
         for (size_t d = 0; d < n_docs; d++) {
@@ -368,8 +364,8 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
                 if (n_units == cap_units) {
                     size_t old = cap_units;
                     cap_units = cap_units ? cap_units * 2 : 4096;
-                    units = realloc(units, cap_units * sizeof *units);
-                    ids = realloc(ids, cap_units * sizeof *ids);
+                    units = qtx_realloc(units, cap_units * sizeof *units);
+                    ids = qtx_realloc(ids, cap_units * sizeof *ids);
                     QTX_CHECK(units && ids, "out of memory");
                     memset(ids + old, 0, (cap_units - old) * sizeof *ids);
                 }

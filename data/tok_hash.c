@@ -96,8 +96,7 @@ uint64_t *qtx_bmap_put(qtx_bmap *m, const void *key, size_t len, uint64_t h, int
     }
     if (m->keys_len + len > m->keys_cap) {
         while (m->keys_len + len > m->keys_cap) m->keys_cap *= 2;
-        m->keys = realloc(m->keys, m->keys_cap);
-        QTX_CHECK(m->keys, "out of memory growing a hash map to %zu key bytes", m->keys_cap);
+        m->keys = qtx_realloc(m->keys, m->keys_cap);
     }
     memcpy(m->keys + m->keys_len, key, len);
     qtx_bmap_slot *s = &m->slots[i];

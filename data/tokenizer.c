@@ -14,8 +14,7 @@
 void qtx_ids_push(qtx_ids *a, uint32_t id) {
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 256;
-        a->v = realloc(a->v, a->cap * sizeof *a->v);
-        QTX_CHECK(a->v, "out of memory growing an id array to %zu", a->cap);
+        a->v = qtx_realloc(a->v, a->cap * sizeof *a->v);
     }
     a->v[a->n++] = id;
 }
@@ -29,8 +28,7 @@ void qtx_bytes_append(qtx_bytes *b, const void *p, size_t n) {
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->n + n) cap *= 2;
-        b->p = realloc(b->p, cap);
-        QTX_CHECK(b->p, "out of memory growing a byte buffer to %zu", cap);
+        b->p = qtx_realloc(b->p, cap);
         b->cap = cap;
     }
     if (n) memcpy(b->p + b->n, p, n);
@@ -111,8 +109,7 @@ int qtx_tokenizer_build(const qtx_tok_parts *p, const char *name, qtx_tokenizer 
         size_t la = t->tok_off[a + 1] - t->tok_off[a], lb = t->tok_off[b + 1] - t->tok_off[b];
         if (la + lb > cat_cap) {
             cat_cap = (la + lb) * 2;
-            cat = realloc(cat, cat_cap);
-            QTX_CHECK(cat, "out of memory");
+            cat = qtx_realloc(cat, cat_cap);
         }
         memcpy(cat, t->tok_bytes + t->tok_off[a], la);
         memcpy(cat + la, t->tok_bytes + t->tok_off[b], lb);

@@ -276,8 +276,7 @@ static int read_merges(reader *r, const cJSON *merges, uint32_t *pairs) {
         int64_t a = lookup(r, left, ln), c = lookup(r, right, rn);
         if (ln + rn + 1 > cat_cap) {
             cat_cap = 2 * (ln + rn + 1);
-            cat = realloc(cat, cat_cap);
-            QTX_CHECK(cat, "out of memory");
+            cat = qtx_realloc(cat, cat_cap);
         }
         memcpy(cat, left, ln);
         memcpy(cat + ln, right, rn);

@@ -34,12 +34,6 @@ typedef struct source {
 #define SHOW 96                           /* buffer for qtx_cfg_show */
 #define VALUE_MAX (4 * QTX_PATH_MAX + 16) /* a formatted value, strings escaped */
 
-static void *grow(void *p, size_t n) {
-    void *q = realloc(p, n);
-    QTX_CHECK(q, "out of memory allocating %zu bytes", n);
-    return q;
-}
-
 void qtx_config_defaults(qtx_config *c) {
     memset(c, 0, sizeof *c);
     for (int i = 0; i < qtx_cfg_n_keys; i++) {
@@ -60,7 +54,7 @@ static int read_whole(const char *path, char **out, size_t *out_len, qtx_err *e)
     for (;;) {
         if (n == cap) {
             cap *= 2;
-            buf = grow(buf, cap);
+            buf = qtx_realloc(buf, cap);
         }
         const size_t got = fread(buf + n, 1, cap - n, f);
         n += got;

@@ -43,8 +43,8 @@ void qtx_metrics_step(qtx_metrics *m, const qtx_step_stats *s) {
             "{\"step\":%d,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,"
             "\"mfu\":%.4f,\"step_s\":%.6f,\"elapsed_s\":%.3f,\"skipped\":%d}\n",
             s->step, json_num(loss, sizeof loss, s->loss), s->lr,
-            json_num(gn, sizeof gn, s->grad_norm), s->tokens_per_s, s->mfu, s->step_s,
-            s->elapsed_s, s->skipped);
+            json_num(gn, sizeof gn, s->grad_norm), s->tokens_per_s, s->mfu, s->step_s, s->elapsed_s,
+            s->skipped);
     fflush(m->jsonl);
     const int last = s->step == s->total_steps;
     if (!m->tty && s->step % m->log_every != 0 && !last && s->step != 1) return;
@@ -63,7 +63,8 @@ void qtx_metrics_step(qtx_metrics *m, const qtx_step_stats *s) {
                100.0 * s->mfu, el, eta, s->skipped ? " | SKIPPED" : "");
         if (last) printf("\n");
     } else {
-        printf("step %d/%d | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | MFU %.1f%% | %s elapsed | "
+        printf("step %d/%d | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | MFU %.1f%% | %s "
+               "elapsed | "
                "ETA %s%s\n",
                s->step, s->total_steps, s->loss, s->lr, s->grad_norm, s->tokens_per_s,
                100.0 * s->mfu, el, eta, s->skipped ? " | SKIPPED" : "");

@@ -40,8 +40,9 @@ static int make_dirs(const char *path, qtx_err *e) {
             char c = *p;
             *p = 0;
             if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return qtx_fail(e, QTX_ERR_INPUT, "cannot create directory '%s': %s; check train.out_dir",
-                                buf, strerror(errno));
+                return qtx_fail(e, QTX_ERR_INPUT,
+                                "cannot create directory '%s': %s; check train.out_dir", buf,
+                                strerror(errno));
             *p = c;
             if (!c) break;
         }
@@ -61,8 +62,8 @@ typedef struct run {
     qtx_model model;
     float *m, *v; /* AdamW moments, same layout as the parameters */
     qtx_loader *train, *val;
-    int32_t *batch;       /* this rank's samples of one step */
-    int local_samples;    /* global_batch / dp */
+    int32_t *batch;    /* this rank's samples of one step */
+    int local_samples; /* global_batch / dp */
     qtx_metrics metrics;
 } run;
 
@@ -90,8 +91,9 @@ static void apply_adamw(run *r, int step, double lr, float clip) {
     for (int i = 0; i < l->n_tensors; i++) {
         const qtx_tensor_desc *t = &l->tensors[i];
         qtx_adamw_update(r->model.params + t->offset, r->model.grads + t->offset, r->m + t->offset,
-                         r->v + t->offset, t->numel, lr, t->decay ? r->cfg->optim.weight_decay : 0.0,
-                         &r->cfg->optim, step + 1, clip);
+                         r->v + t->offset, t->numel, lr,
+                         t->decay ? r->cfg->optim.weight_decay : 0.0, &r->cfg->optim, step + 1,
+                         clip);
     }
 }
 
@@ -132,7 +134,8 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
     int rc = open_loaders(&r, e);
     if (rc) goto out;
     if ((rc = make_dirs(cfg->train.out_dir, e))) goto out;
-    if ((rc = qtx_metrics_open(&r.metrics, cfg->train.out_dir, 0, cfg->train.log_every, e))) goto out;
+    if ((rc = qtx_metrics_open(&r.metrics, cfg->train.out_dir, 0, cfg->train.log_every, e)))
+        goto out;
 
     qtx_shard_spec spec = qtx_shard_spec_full(&cfg->model);
     qtx_model_create(&r.model, &cfg->model, &spec, dc->micro_batch, dc->seq_len);
@@ -143,16 +146,18 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
     r.local_samples = dc->global_batch; /* dp = 1 */
     r.batch = qtx_alloc_big((size_t)r.local_samples * (dc->seq_len + 1) * sizeof(int32_t));
 
-    const double peak = cfg->train.peak_flops > 0 ? cfg->train.peak_flops : qtx_measure_gemm_flops();
+    const double peak =
+        cfg->train.peak_flops > 0 ? cfg->train.peak_flops : qtx_measure_gemm_flops();
     const double flops_tok = qtx_model_flops_per_token(&cfg->model, dc->seq_len);
     const int64_t step_tokens = (int64_t)dc->global_batch * dc->seq_len;
     const int n_micro = r.local_samples / dc->micro_batch;
     const int64_t sample_len = dc->seq_len + 1;
     qtx_log_info("model: %lld parameters (%.1f MB fp32), %d layers, dim %d; activations %.1f MB",
-                 (long long)qtx_model_n_params(&cfg->model), (double)n * 4 / 1e6, cfg->model.n_layers,
-                 cfg->model.dim, (double)r.model.arena_bytes / 1e6);
+                 (long long)qtx_model_n_params(&cfg->model), (double)n * 4 / 1e6,
+                 cfg->model.n_layers, cfg->model.dim, (double)r.model.arena_bytes / 1e6);
     qtx_log_info("model state per rank: %.1f MB (params %.1f + grads %.1f + AdamW %.1f)",
-                 (double)n * 16 / 1e6, (double)n * 4 / 1e6, (double)n * 4 / 1e6, (double)n * 8 / 1e6);
+                 (double)n * 16 / 1e6, (double)n * 4 / 1e6, (double)n * 4 / 1e6,
+                 (double)n * 8 / 1e6);
     qtx_log_info("data: %lld tokens, %lld samples per epoch, %lld tokens per step; %d threads; "
                  "MFU peak %.1f GFLOP/s%s",
                  (long long)qtx_loader_total_tokens(r.train),
@@ -170,21 +175,24 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
     for (int step = 0; step < cfg->train.steps; step++) {
         const double t0 = now_s();
         if ((rc = qtx_loader_next(r.train, r.batch, e))) goto out;
-        if ((rc = qtx_model_check_tokens(&r.model, r.batch, (int64_t)r.local_samples * sample_len, e)))
+        if ((rc = qtx_model_check_tokens(&r.model, r.batch, (int64_t)r.local_samples * sample_len,
+                                         e)))
             goto out;
         qtx_model_zero_grads(&r.model);
         double loss_sum = 0.0;
         for (int mb = 0; mb < n_micro; mb++)
-            loss_sum += qtx_model_train_step(&r.model, r.batch + (int64_t)mb * dc->micro_batch * sample_len,
-                                             1.0f / (float)step_tokens);
+            loss_sum +=
+                qtx_model_train_step(&r.model, r.batch + (int64_t)mb * dc->micro_batch * sample_len,
+                                     1.0f / (float)step_tokens);
         const double loss = loss_sum / (double)step_tokens;
         const double gnorm = sqrt(qtx_sum_squares(r.model.grads, n));
         const double lr = qtx_lr_at(&cfg->optim, step, cfg->train.steps);
         const int skipped = !isfinite(loss) || !isfinite(gnorm);
         if (skipped) {
             skips++;
-            qtx_log_warn("step %d: non-finite %s; update skipped (%d in a row, limit optim.max_skips = %d)",
-                         step + 1, isfinite(loss) ? "gradient" : "loss", skips, cfg->optim.max_skips);
+            qtx_log_warn(
+                "step %d: non-finite %s; update skipped (%d in a row, limit optim.max_skips = %d)",
+                step + 1, isfinite(loss) ? "gradient" : "loss", skips, cfg->optim.max_skips);
         } else {
             skips = 0;
             apply_adamw(&r, step, lr, qtx_clip_scale(gnorm, cfg->optim.grad_clip));
@@ -205,7 +213,8 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
         if (skips >= cfg->optim.max_skips) {
             rc = qtx_fail(e, QTX_ERR_RUNTIME,
                           "%d consecutive non-finite steps at step %d; lower optim.lr or "
-                          "raise optim.warmup_steps", skips, step + 1);
+                          "raise optim.warmup_steps",
+                          skips, step + 1);
             goto out;
         }
         const int last = step + 1 == cfg->train.steps;

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int rd(FILE *fp, void *dst, size_t n) { return fread(dst, 1, n, fp) == n ? 0 : -1; }
+static int rd(FILE *fp, void *dst, size_t n) {
+    return fread(dst, 1, n, fp) == n ? 0 : -1;
+}
 
 int qtx_fixture_load(qtx_fixture *f, const char *path) {
     memset(f, 0, sizeof *f);
@@ -60,7 +62,8 @@ const qtx_fixture_tensor *qtx_fixture_get(const qtx_fixture *f, const char *name
 }
 
 int qtx_fixture_model_config(const qtx_fixture *f, qtx_model_config *c, int *B, int *T) {
-    const qtx_fixture_tensor *ci = qtx_fixture_get(f, "config"), *cf = qtx_fixture_get(f, "config_f");
+    const qtx_fixture_tensor *ci = qtx_fixture_get(f, "config"),
+                             *cf = qtx_fixture_get(f, "config_f");
     if (!ci || ci->numel != 10 || !cf || cf->numel != 2) return -1;
     const int32_t *v = ci->data;
     const float *fv = cf->data;

@@ -59,8 +59,8 @@ static void check_adamw(const char *path) {
         const float want_gn = ((float *)gnorms->data)[s];
         T_CHECK(fabs(loss - want_loss) <= 1e-4 * fabs(want_loss), "%s step %d: loss %.9g vs %.9g",
                 path, s, loss, want_loss);
-        T_CHECK(fabs(lr - want_lr) <= 1e-6 * fabs(want_lr), "%s step %d: lr %.9g vs %.9g", path, s, lr,
-                want_lr);
+        T_CHECK(fabs(lr - want_lr) <= 1e-6 * fabs(want_lr), "%s step %d: lr %.9g vs %.9g", path, s,
+                lr, want_lr);
         T_CHECK(fabs(gnorm - want_gn) <= 1e-4 * fabs(want_gn), "%s step %d: grad norm %.9g vs %.9g",
                 path, s, gnorm, want_gn);
         const float clip = qtx_clip_scale(gnorm, oc.grad_clip);

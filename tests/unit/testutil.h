@@ -8,19 +8,18 @@
 extern int qtx_test_failures;
 extern int qtx_test_checks;
 
-#define T_CHECK(cond, ...)                                                                     \
-    do {                                                                                       \
-        qtx_test_checks++;                                                                     \
-        if (!(cond)) {                                                                         \
-            qtx_test_failures++;                                                               \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-        }                                                                                      \
+#define T_CHECK(cond, ...)                                                                         \
+    do {                                                                                           \
+        qtx_test_checks++;                                                                         \
+        if (!(cond)) {                                                                             \
+            qtx_test_failures++;                                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
     } while (0)
 
-#define T_STREQ(a, b)                                                                          \
-    T_CHECK(strcmp((a), (b)) == 0, "\n  got:      %s\n  expected: %s", (a), (b))
+#define T_STREQ(a, b) T_CHECK(strcmp((a), (b)) == 0, "\n  got:      %s\n  expected: %s", (a), (b))
 
 /* Prints "N passed, N failed" and returns the exit status for main. */
 int qtx_test_done(const char *name);
