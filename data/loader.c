@@ -298,6 +298,11 @@ static int open_shards(qtx_loader *l, qtx_err *e) {
         if (rc) break;
         l->shards[l->n_shards++] = s;
         const qtx_shard_meta *m = qtx_shard_get_meta(s);
+        if (!want_hash[0]) { /* no hash given: the first shard's is the run's */
+            free(l->tokenizer_hash);
+            l->tokenizer_hash = dup_str(m->tokenizer_hash);
+            l->o.tokenizer_hash = want_hash = l->tokenizer_hash;
+        }
         if (m->vocab_size > l->o.vocab_size)
             rc = qtx_fail(e, QTX_ERR_INPUT,
                           "shard %s: vocab_size %" PRId64
@@ -370,3 +375,5 @@ fail:
     qtx_loader_close(l);
     return rc;
 }
+
+const char *qtx_loader_tokenizer_hash(const qtx_loader *l) { return l->tokenizer_hash; }

@@ -43,6 +43,8 @@ qtx_loader_state qtx_loader_get_state(const qtx_loader *l);
 int qtx_loader_set_state(qtx_loader *l, qtx_loader_state s, qtx_err *e);
 int64_t qtx_loader_samples_per_epoch(const qtx_loader *l);
 int64_t qtx_loader_total_tokens(const qtx_loader *l);
+/* The tokenizer hash every shard carries (the run's tokenizer). */
+const char *qtx_loader_tokenizer_hash(const qtx_loader *l);
 void qtx_loader_close(qtx_loader *l);
 
 #endif

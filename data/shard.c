@@ -72,6 +72,7 @@ static void quiet_begin(h5_quiet *q) {
 }
 
 static void quiet_end(h5_quiet *q) {
+    if (q->failed) H5Eclear2(H5E_DEFAULT);
     H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
 }
 
@@ -362,7 +363,12 @@ static int open_hdf5(qtx_shard *s, const h5_quiet *q, qtx_err *e) {
     qtx_shard_meta *m = &s->meta;
     if (H5Fis_hdf5(s->path) <= 0)
         return qtx_fail(e, QTX_ERR_INPUT, "shard %s: not an HDF5 file: " REGEN, s->path);
-    s->file = H5Fopen(s->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* Strong close: a dataset left with a failed chunk read must not keep the file (and the
+     * library, at exit) open. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    s->file = H5Fopen(s->path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     if (s->file < 0)
         return qtx_fail(e, QTX_ERR_INPUT, "shard %s: cannot open as HDF5 (%s): " REGEN, s->path,
                         q->desc);

@@ -114,6 +114,7 @@ static int open_loaders(run *r, qtx_err *e) {
     if (rc) return rc;
     if (c->data.val[0] && c->train.eval_every > 0) {
         o.glob = c->data.val;
+        o.tokenizer_hash = qtx_loader_tokenizer_hash(r->train); /* val must share train's */
         o.global_batch = c->data.micro_batch;
         o.shuffle = 0;
         o.prefetch = 0;

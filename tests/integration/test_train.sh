@@ -4,7 +4,8 @@
 # gradient accumulation (micro_batch < global_batch) runs; non-finite steps are skipped and
 # optim.max_skips in a row stop the run with its message (weights driven to overflow by
 # lr * weight_decay > 1); data from a larger vocabulary than
-# the model's is refused with exit 2 before out_dir exists.
+# the model's, validation shards from another tokenizer and data shorter than a sample are
+# refused with exit 2 before out_dir exists; a corrupt chunk is named with exit 2.
 # Usage: test_train.sh QTX SOURCE_ROOT
 set -uo pipefail
 QTX=$(realpath "$1")
@@ -75,6 +76,38 @@ rc=$?
 [ $rc = 2 ] && ok "vocab mismatch exits 2" || fail "vocab mismatch exit $rc"
 grep -q "^qtx: error: .*train_00000.h5.*vocab" log4 && ok "vocab mismatch names the shard" || fail "message: $(cat log4)"
 [ ! -e run4 ] && ok "no out_dir on bad data" || fail "run4 was created"
+
+# ---- validation shards from another tokenizer: exit 2, nothing written ------------------------
+"$QTX" tokenizer train --vocab-size 400 --doc-sep '<|doc|>' -o tok2.json corpus/kjv_*.txt 2>/dev/null
+"$QTX" prep --tokenizer tok2.json -o data2 --doc-sep '<|doc|>' --val-fraction 0.05 --seed 1 \
+  corpus/kjv_*.txt 2>/dev/null
+"$QTX" train cfg.yaml --set 'data.val=data2/val_*.h5' --set train.out_dir=run5 >log5 2>&1
+rc=$?
+[ $rc = 2 ] && ok "other tokenizer exits 2" || fail "other tokenizer exit $rc"
+grep -Eq "^qtx: error: shard data2/val_00000.h5: tokenizer_hash '[0-9a-f]{64}' differs from the run's '[0-9a-f]{64}': the shard was made with another tokenizer; re-run qtx prep with this one$" log5 &&
+  ok "other tokenizer message" || fail "other tokenizer message: $(cat log5)"
+[ ! -e run5 ] && ok "no out_dir for another tokenizer" || fail "run5 was created"
+
+# ---- a corrupt shard: the chunk checksum names the file, exit 2, no HDF5 noise ----------------
+mkdir bad && cp data/train_00000.h5 bad/
+"$PY" -c 'p = "bad/train_00000.h5"; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 0xFF; open(p, "wb").write(b)'
+"$QTX" train cfg.yaml --set 'data.train=bad/train_*.h5' --set train.out_dir=run6 >log6 2>&1
+rc=$?
+[ $rc = 2 ] && ok "corrupt shard exits 2" || fail "corrupt shard exit $rc"
+grep -Eq '^qtx: error: shard bad/train_00000.h5: chunk checksum mismatch reading tokens \[[0-9]+, [0-9]+\): the file is corrupt; regenerate it with qtx prep$' log6 &&
+  ok "corrupt shard message" || fail "corrupt shard message: $(grep error log6)"
+! grep -q HDF5 log6 && ok "no HDF5 noise" || fail "HDF5 printed: $(grep HDF5 log6)"
+
+# ---- seq_len longer than the data ------------------------------------------------------------
+printf 'Short.\n' >short.txt
+"$QTX" prep --tokenizer tok.json -o short --val-fraction 0 short.txt 2>/dev/null
+"$QTX" train cfg.yaml --set 'data.train=short/train_*.h5' --set data.val= --set train.eval_every=0 \
+  --set train.out_dir=run7 >log7 2>&1
+rc=$?
+[ $rc = 2 ] && ok "short data exits 2" || fail "short data exit $rc"
+grep -q "^qtx: error: data: seq_len 64 is too long for every shard of 'short/train_\*.h5' (a sample needs 65 tokens, the longest shard has 7): lower seq_len or use more data$" log7 &&
+  ok "short data message" || fail "short data message: $(cat log7)"
+[ ! -e run7 ] && ok "no out_dir for short data" || fail "run7 was created"
 
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]
