@@ -376,4 +376,6 @@ fail:
     return rc;
 }
 
-const char *qtx_loader_tokenizer_hash(const qtx_loader *l) { return l->tokenizer_hash; }
+const char *qtx_loader_tokenizer_hash(const qtx_loader *l) {
+    return l->tokenizer_hash;
+}

@@ -366,7 +366,6 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
                     cap_units = cap_units ? cap_units * 2 : 4096;
                     units = qtx_realloc(units, cap_units * sizeof *units);
                     ids = qtx_realloc(ids, cap_units * sizeof *ids);
-                    QTX_CHECK(units && ids, "out of memory");
                     memset(ids + old, 0, (cap_units - old) * sizeof *ids);
                 }
                 units[n_units++] = (unit){d, docs[d].p + pos, end - pos};

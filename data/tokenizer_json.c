@@ -24,7 +24,7 @@
  * message stays on one line. */
 static const char *show(const char *s, char buf[48]) {
     size_t i = 0;
-    for (; s[i] && i < 40; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    for (; i < 40 && s[i]; i++) buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
     if (!s[i]) {
         buf[i] = 0;
         return buf;

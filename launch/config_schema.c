@@ -485,9 +485,9 @@ int qtx_cfg_parse(const qtx_cfg_key *k, const char *text, size_t len, qtx_config
                 snprintf(why, why_n, "%s does not fit a 32-bit float", shown);
                 return -1;
             }
-            *(float *)field = f;
+            *(float *)(void *)field = f;
         } else {
-            *(double *)field = v;
+            *(double *)(void *)field = v;
         }
         return 0;
     }
@@ -533,8 +533,8 @@ int qtx_cfg_check_range(const qtx_cfg_key *k, const qtx_config *c, char *why, si
         return 0;
     case QTX_CFG_FLOAT:
     case QTX_CFG_DOUBLE: {
-        const double x =
-            k->type == QTX_CFG_FLOAT ? (double)*(const float *)field : *(const double *)field;
+        const double x = k->type == QTX_CFG_FLOAT ? (double)*(const float *)(const void *)field
+                                                  : *(const double *)(const void *)field;
         if (isfinite(x) && in_range(k, x)) return 0;
         qtx_cfg_format_real(x, k->type == QTX_CFG_FLOAT, v, sizeof v);
         return out_of_range(k, v, why, why_n);
@@ -610,10 +610,10 @@ void qtx_cfg_format(const qtx_cfg_key *k, const qtx_config *c, char *buf, size_t
         snprintf(buf, n, "%" PRIu64, *(const uint64_t *)field);
         return;
     case QTX_CFG_FLOAT:
-        qtx_cfg_format_real((double)*(const float *)field, 1, buf, n);
+        qtx_cfg_format_real((double)*(const float *)(const void *)field, 1, buf, n);
         return;
     case QTX_CFG_DOUBLE:
-        qtx_cfg_format_real(*(const double *)field, 0, buf, n);
+        qtx_cfg_format_real(*(const double *)(const void *)field, 0, buf, n);
         return;
     case QTX_CFG_BOOL:
         snprintf(buf, n, "%s", *(const int *)field ? "true" : "false");

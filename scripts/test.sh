@@ -9,6 +9,7 @@ jobs=$(nproc)
 
 scripts/setup.sh
 ctest --test-dir build --output-on-failure -j"$jobs"
+scripts/lint.sh
 
 if [ "${1:-}" = "--sanitize" ]; then
   BUILD_TYPE=Sanitize BUILD_DIR=build-asan scripts/setup.sh
