@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-static uint64_t mix64(uint64_t z) {
+uint64_t qtx_mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
@@ -13,12 +13,12 @@ uint64_t qtx_rng_stream(const char *name) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         h = (h ^ *p) * 0x100000001b3ULL;
-    return mix64(h);
+    return qtx_mix64(h);
 }
 
 uint64_t qtx_rng_bits(uint64_t seed, uint64_t stream, uint64_t index) {
-    uint64_t key = mix64(seed * 0x9e3779b97f4a7c15ULL ^ stream);
-    return mix64(key + mix64(index + 0x632be59bd9b4e019ULL));
+    uint64_t key = qtx_mix64(seed * 0x9e3779b97f4a7c15ULL ^ stream);
+    return qtx_mix64(key + qtx_mix64(index + 0x632be59bd9b4e019ULL));
 }
 
 double qtx_rng_uniform(uint64_t seed, uint64_t stream, uint64_t index) {

@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 
+/* splitmix64's finalizer: a bijective 64-bit mixer. */
+uint64_t qtx_mix64(uint64_t z);
+
 /* A 64-bit stream id from a name (FNV-1a then mixed). */
 uint64_t qtx_rng_stream(const char *name);
 

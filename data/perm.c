@@ -1,17 +1,9 @@
 /* perm.c: the Feistel permutation behind perm.h. */
 #include "perm.h"
 
-#include "check.h"
+#include "rng.h"
 
-/* splitmix64's finalizer: a strong 64-bit mixer, so even 6 rounds give a well-shuffled order. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
+#include "check.h"
 
 void qtx_perm_init(qtx_perm *p, uint64_t n, uint64_t seed, uint64_t epoch) {
     QTX_CHECK(n >= 1, "qtx_perm_init: empty domain");
@@ -21,9 +13,9 @@ void qtx_perm_init(qtx_perm *p, uint64_t n, uint64_t seed, uint64_t epoch) {
     p->n = n;
     p->half_bits = h;
     p->half_mask = h == 32 ? ~(uint64_t)0 >> 32 : ((uint64_t)1 << h) - 1;
-    uint64_t k = mix64(seed ^ 0x5175616474726978ULL) ^ mix64(epoch + 0x9e3779b97f4a7c15ULL);
+    uint64_t k = qtx_mix64(seed ^ 0x5175616474726978ULL) ^ qtx_mix64(epoch + 0x9e3779b97f4a7c15ULL);
     for (int r = 0; r < QTX_PERM_ROUNDS; r++) {
-        k = mix64(k + 0x9e3779b97f4a7c15ULL);
+        k = qtx_mix64(k + 0x9e3779b97f4a7c15ULL);
         p->keys[r] = k;
     }
 }
@@ -33,7 +25,7 @@ static uint64_t feistel(const qtx_perm *p, uint64_t x) {
     uint64_t m = p->half_mask;
     uint64_t left = (x >> h) & m, right = x & m;
     for (int r = 0; r < QTX_PERM_ROUNDS; r++) {
-        uint64_t f = mix64(right ^ p->keys[r]) & m;
+        uint64_t f = qtx_mix64(right ^ p->keys[r]) & m;
         uint64_t t = left ^ f;
         left = right;
         right = t;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "prep.h"
 
@@ -30,17 +31,6 @@ static const char HELP[] =
     "  --force               replace data already in DIR\n"
     "  -q, --quiet           no progress or summary on stderr\n"
     "  -h, --help            this help\n";
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "qtx: error: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
 
 static const char *opt_value(int argc, char **argv, int *i, const char *name, const char *alias,
                              int *missing) {
@@ -98,12 +88,12 @@ int qtx_cmd_prep(int argc, char **argv) {
             errno = 0;
             o.val_fraction = strtod(v, &end);
             if (!*v || *end || errno || !(o.val_fraction >= 0 && o.val_fraction < 1)) {
-                usage_error("--val-fraction: expected a number in [0, 1), got '%s'", v);
+                qtx_usage_error("--val-fraction: expected a number in [0, 1), got '%s'", v);
                 goto done;
             }
         } else if ((v = opt_value(argc, argv, &i, "--shard-tokens", NULL, &missing))) {
             if (parse_int(v, 1, 1LL << 40, &x)) {
-                usage_error("--shard-tokens: expected a positive integer, got '%s'", v);
+                qtx_usage_error("--shard-tokens: expected a positive integer, got '%s'", v);
                 goto done;
             }
             o.shard_tokens = x;
@@ -112,13 +102,13 @@ int qtx_cmd_prep(int argc, char **argv) {
             errno = 0;
             unsigned long long s = strtoull(v, &end, 10);
             if (!*v || *end || errno || v[0] == '-') {
-                usage_error("--seed: expected a non-negative integer, got '%s'", v);
+                qtx_usage_error("--seed: expected a non-negative integer, got '%s'", v);
                 goto done;
             }
             o.seed = s;
         } else if ((v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
             if (parse_int(v, 1, 1024, &x)) {
-                usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
+                qtx_usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
                 goto done;
             }
             o.n_threads = (int)x;
@@ -127,25 +117,25 @@ int qtx_cmd_prep(int argc, char **argv) {
         } else if ((v = opt_value(argc, argv, &i, "--field", NULL, &missing))) {
             o.field = v;
         } else {
-            usage_error(missing ? "%s needs a value" : "unknown option '%s'; see qtx prep --help",
-                        a);
+            qtx_usage_error(
+                missing ? "%s needs a value" : "unknown option '%s'; see qtx prep --help", a);
             goto done;
         }
         if (missing) {
-            usage_error("%s needs a value", a);
+            qtx_usage_error("%s needs a value", a);
             goto done;
         }
     }
     if (!o.tokenizer) {
-        usage_error("qtx prep needs --tokenizer tokenizer.json");
+        qtx_usage_error("qtx prep needs --tokenizer tokenizer.json");
         goto done;
     }
     if (!o.out_dir) {
-        usage_error("qtx prep needs -o DIR");
+        qtx_usage_error("qtx prep needs -o DIR");
         goto done;
     }
     if (!o.n_inputs) {
-        usage_error("qtx prep needs input files");
+        qtx_usage_error("qtx prep needs input files");
         goto done;
     }
     o.inputs = inputs;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "docsrc.h"
 #include "tokenizer.h"
@@ -59,22 +60,6 @@ static const char DECODE_HELP[] =
     "\n"
     "  --tokenizer FILE      tokenizer.json (required)\n"
     "  -h, --help            this help\n";
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "qtx: error: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
-static int report(const qtx_err *e) {
-    fprintf(stderr, "qtx: error: %s\n", e->msg);
-    return e->code ? e->code : 1;
-}
 
 static double now(void) {
     struct timespec ts;
@@ -150,17 +135,17 @@ static int cmd_train(int argc, char **argv) {
             skip_bad = 1;
         } else if ((v = opt_value(argc, argv, &i, "--vocab-size", NULL, &missing))) {
             if (parse_int(v, 1, 1LL << 31, &vocab)) {
-                usage_error("--vocab-size: expected a positive integer, got '%s'", v);
+                qtx_usage_error("--vocab-size: expected a positive integer, got '%s'", v);
                 goto done;
             }
         } else if ((v = opt_value(argc, argv, &i, "--min-frequency", NULL, &missing))) {
             if (parse_int(v, 1, 1LL << 62, &min_freq)) {
-                usage_error("--min-frequency: expected a positive integer, got '%s'", v);
+                qtx_usage_error("--min-frequency: expected a positive integer, got '%s'", v);
                 goto done;
             }
         } else if ((v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
             if (parse_int(v, 1, 1024, &threads)) {
-                usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
+                qtx_usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
                 goto done;
             }
         } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
@@ -172,26 +157,26 @@ static int cmd_train(int argc, char **argv) {
         } else if ((v = opt_value(argc, argv, &i, "--field", NULL, &missing))) {
             field = v;
         } else {
-            usage_error(missing ? "%s needs a value"
-                                : "unknown option '%s'; see qtx tokenizer train --help",
-                        a);
+            qtx_usage_error(missing ? "%s needs a value"
+                                    : "unknown option '%s'; see qtx tokenizer train --help",
+                            a);
             goto done;
         }
         if (missing) {
-            usage_error("%s needs a value", a);
+            qtx_usage_error("%s needs a value", a);
             goto done;
         }
     }
     if (vocab < 0) {
-        usage_error("qtx tokenizer train needs --vocab-size N");
+        qtx_usage_error("qtx tokenizer train needs --vocab-size N");
         goto done;
     }
     if (!output) {
-        usage_error("qtx tokenizer train needs -o tokenizer.json");
+        qtx_usage_error("qtx tokenizer train needs -o tokenizer.json");
         goto done;
     }
     if (!n_files) {
-        usage_error("qtx tokenizer train needs input files");
+        qtx_usage_error("qtx tokenizer train needs input files");
         goto done;
     }
 
@@ -208,14 +193,14 @@ static int cmd_train(int argc, char **argv) {
     double t0 = now();
     int64_t n_docs = 0;
     if (qtx_bpe_trainer_new(&o, &tr, &e) || qtx_docsrc_open(files, n_files, &dso, &src, &e)) {
-        rc = report(&e);
+        rc = qtx_report(&e);
         goto cleanup;
     }
     for (;;) {
         const qtx_doc *docs;
         size_t n;
         if (qtx_docsrc_next(src, 16u << 20, &docs, &n, &e)) {
-            rc = report(&e);
+            rc = qtx_report(&e);
             goto cleanup;
         }
         if (!n) break;
@@ -238,7 +223,7 @@ static int cmd_train(int argc, char **argv) {
     double t1 = now();
     int64_t uniq, words, bytes;
     if (qtx_bpe_trainer_finish(tr, &tok, &e) || qtx_tokenizer_save(tok, output, &e)) {
-        rc = report(&e);
+        rc = qtx_report(&e);
         goto cleanup;
     }
     double t2 = now();
@@ -278,7 +263,7 @@ static int parse_io(int argc, char **argv, const char *help, int allow_threads,
         const char *a = argv[i], *v;
         int missing = 0;
         if (a[0] != '-' || !strcmp(a, "-")) {
-            if (*file) return usage_error("one input file at most ('%s' and '%s')", *file, a);
+            if (*file) return qtx_usage_error("one input file at most ('%s' and '%s')", *file, a);
             *file = a;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
@@ -287,13 +272,14 @@ static int parse_io(int argc, char **argv, const char *help, int allow_threads,
             *tok_path = v;
         } else if (allow_threads && (v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
             if (parse_int(v, 1, 1024, threads))
-                return usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
+                return qtx_usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
         } else {
-            return usage_error(missing ? "%s needs a value" : "unknown option '%s'; see --help", a);
+            return qtx_usage_error(missing ? "%s needs a value" : "unknown option '%s'; see --help",
+                                   a);
         }
-        if (missing) return usage_error("%s needs a value", a);
+        if (missing) return qtx_usage_error("%s needs a value", a);
     }
-    if (!*tok_path) return usage_error("--tokenizer FILE is required");
+    if (!*tok_path) return qtx_usage_error("--tokenizer FILE is required");
     return 0;
 }
 
@@ -328,11 +314,11 @@ static int cmd_encode(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     qtx_err e = {0};
     qtx_tokenizer *tok;
-    if (qtx_tokenizer_load(tok_path, &tok, &e)) return report(&e);
+    if (qtx_tokenizer_load(tok_path, &tok, &e)) return qtx_report(&e);
     qtx_bytes text = {0};
     if (read_all(file, &text, &e)) {
         qtx_tokenizer_free(tok);
-        return report(&e);
+        return qtx_report(&e);
     }
     qtx_encoder **enc = qtx_calloc((size_t)threads, sizeof *enc);
     for (int i = 0; i < threads; i++) enc[i] = qtx_encoder_new(tok);
@@ -355,11 +341,11 @@ static int cmd_decode(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     qtx_err e = {0};
     qtx_tokenizer *tok;
-    if (qtx_tokenizer_load(tok_path, &tok, &e)) return report(&e);
+    if (qtx_tokenizer_load(tok_path, &tok, &e)) return qtx_report(&e);
     qtx_bytes text = {0};
     if (read_all(file, &text, &e)) {
         qtx_tokenizer_free(tok);
-        return report(&e);
+        return qtx_report(&e);
     }
     const char *name = file && strcmp(file, "-") ? file : "standard input";
     qtx_ids ids = {0};
@@ -391,7 +377,7 @@ static int cmd_decode(int argc, char **argv) {
         i = j;
     }
     qtx_bytes out = {0};
-    if (!rc && qtx_decode(tok, ids.v, ids.n, &out, &e)) rc = report(&e);
+    if (!rc && qtx_decode(tok, ids.v, ids.n, &out, &e)) rc = qtx_report(&e);
     if (!rc && (fwrite(out.p ? out.p : "", 1, out.n, stdout) != out.n || fflush(stdout))) {
         fprintf(stderr, "qtx: error: cannot write the text: %s\n", strerror(errno));
         rc = 1;
@@ -405,8 +391,8 @@ static int cmd_decode(int argc, char **argv) {
 
 int qtx_cmd_tokenizer(int argc, char **argv) {
     if (argc < 2)
-        return usage_error("qtx tokenizer needs a command: train, encode or decode (see qtx "
-                           "tokenizer --help)");
+        return qtx_usage_error("qtx tokenizer needs a command: train, encode or decode (see qtx "
+                               "tokenizer --help)");
     const char *sub = argv[1];
     if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
         fputs(TOP_HELP, stdout);
@@ -415,5 +401,5 @@ int qtx_cmd_tokenizer(int argc, char **argv) {
     if (!strcmp(sub, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(sub, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(sub, "decode")) return cmd_decode(argc - 1, argv + 1);
-    return usage_error("unknown tokenizer command '%s'; use train, encode or decode", sub);
+    return qtx_usage_error("unknown tokenizer command '%s'; use train, encode or decode", sub);
 }

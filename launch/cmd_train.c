@@ -1,6 +1,7 @@
 /* cmd_train.c: `qtx train CONFIG.yaml [--set k=v]... [--print-config] [--resume X]`. */
 #include <stdio.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -11,8 +12,7 @@ int qtx_cmd_train(int argc, char **argv) {
     static qtx_train_args a; /* large (paths); static keeps it off the stack */
     qtx_err e = {0};
     if (qtx_train_args_parse(argc, argv, &a, &e)) {
-        fprintf(stderr, "qtx: error: %s\n", e.msg);
-        return 2;
+        return qtx_report(&e);
     }
     if (a.help) {
         qtx_train_usage(stdout);
@@ -23,9 +23,5 @@ int qtx_cmd_train(int argc, char **argv) {
         return 0;
     }
     int rc = qtx_train_run(&a.config, &e);
-    if (rc) {
-        fprintf(stderr, "qtx: error: %s\n", e.msg);
-        return rc;
-    }
-    return 0;
+    return rc ? qtx_report(&e) : 0;
 }
