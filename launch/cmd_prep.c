@@ -32,28 +32,6 @@ static const char HELP[] =
     "  -q, --quiet           no progress or summary on stderr\n"
     "  -h, --help            this help\n";
 
-static const char *opt_value(int argc, char **argv, int *i, const char *name, const char *alias,
-                             int *missing) {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (!strncmp(a, name, n) && a[n] == '=') return a + n + 1;
-    if (strcmp(a, name) && !(alias && !strcmp(a, alias))) return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-static int parse_int(const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int qtx_cmd_prep(int argc, char **argv) {
     qtx_prep_options o = {.val_fraction = 0.01, .shard_tokens = 50000000, .seed = 1234};
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -79,11 +57,11 @@ int qtx_cmd_prep(int argc, char **argv) {
             o.force = 1;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             o.progress = 0;
-        } else if ((v = opt_value(argc, argv, &i, "--tokenizer", "-t", &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--tokenizer", "-t", &missing))) {
             o.tokenizer = v;
-        } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--output", "-o", &missing))) {
             o.out_dir = v;
-        } else if ((v = opt_value(argc, argv, &i, "--val-fraction", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--val-fraction", NULL, &missing))) {
             char *end;
             errno = 0;
             o.val_fraction = strtod(v, &end);
@@ -91,13 +69,13 @@ int qtx_cmd_prep(int argc, char **argv) {
                 qtx_usage_error("--val-fraction: expected a number in [0, 1), got '%s'", v);
                 goto done;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--shard-tokens", NULL, &missing))) {
-            if (parse_int(v, 1, 1LL << 40, &x)) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--shard-tokens", NULL, &missing))) {
+            if (qtx_parse_int(v, 1, 1LL << 40, &x)) {
                 qtx_usage_error("--shard-tokens: expected a positive integer, got '%s'", v);
                 goto done;
             }
             o.shard_tokens = x;
-        } else if ((v = opt_value(argc, argv, &i, "--seed", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--seed", NULL, &missing))) {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(v, &end, 10);
@@ -106,15 +84,15 @@ int qtx_cmd_prep(int argc, char **argv) {
                 goto done;
             }
             o.seed = s;
-        } else if ((v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
-            if (parse_int(v, 1, 1024, &x)) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
+            if (qtx_parse_int(v, 1, 1024, &x)) {
                 qtx_usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
                 goto done;
             }
             o.n_threads = (int)x;
-        } else if ((v = opt_value(argc, argv, &i, "--doc-sep", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--doc-sep", NULL, &missing))) {
             o.doc_sep = v;
-        } else if ((v = opt_value(argc, argv, &i, "--field", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--field", NULL, &missing))) {
             o.field = v;
         } else {
             qtx_usage_error(

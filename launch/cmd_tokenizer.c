@@ -73,30 +73,6 @@ static int n_cores(void) {
 }
 
 /* Whole decimal number in [lo, hi]; 0 on success. */
-static int parse_int(const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-/* The value of option argv[*i] ("--opt value" or "--opt=value"), or NULL when it is not
- * option `name`. Sets *missing when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, const char *alias,
-                             int *missing) {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (!strncmp(a, name, n) && a[n] == '=') return a + n + 1;
-    if (strcmp(a, name) && !(alias && !strcmp(a, alias))) return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* Reads a whole file ("-" or NULL: standard input). */
 static int read_all(const char *path, qtx_bytes *out, qtx_err *e) {
     FILE *f = path && strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -133,28 +109,28 @@ static int cmd_train(int argc, char **argv) {
             goto done;
         } else if (!strcmp(a, "--skip-bad")) {
             skip_bad = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--vocab-size", NULL, &missing))) {
-            if (parse_int(v, 1, 1LL << 31, &vocab)) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--vocab-size", NULL, &missing))) {
+            if (qtx_parse_int(v, 1, 1LL << 31, &vocab)) {
                 qtx_usage_error("--vocab-size: expected a positive integer, got '%s'", v);
                 goto done;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--min-frequency", NULL, &missing))) {
-            if (parse_int(v, 1, 1LL << 62, &min_freq)) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--min-frequency", NULL, &missing))) {
+            if (qtx_parse_int(v, 1, 1LL << 62, &min_freq)) {
                 qtx_usage_error("--min-frequency: expected a positive integer, got '%s'", v);
                 goto done;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
-            if (parse_int(v, 1, 1024, &threads)) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
+            if (qtx_parse_int(v, 1, 1024, &threads)) {
                 qtx_usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
                 goto done;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--output", "-o", &missing))) {
             output = v;
-        } else if ((v = opt_value(argc, argv, &i, "--special", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--special", NULL, &missing))) {
             special[n_special++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "--doc-sep", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--doc-sep", NULL, &missing))) {
             doc_sep = v;
-        } else if ((v = opt_value(argc, argv, &i, "--field", NULL, &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--field", NULL, &missing))) {
             field = v;
         } else {
             qtx_usage_error(missing ? "%s needs a value"
@@ -268,10 +244,11 @@ static int parse_io(int argc, char **argv, const char *help, int allow_threads,
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
             return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--tokenizer", "-t", &missing))) {
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--tokenizer", "-t", &missing))) {
             *tok_path = v;
-        } else if (allow_threads && (v = opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
-            if (parse_int(v, 1, 1024, threads))
+        } else if (allow_threads &&
+                   (v = qtx_opt_value(argc, argv, &i, "--threads", NULL, &missing))) {
+            if (qtx_parse_int(v, 1, 1024, threads))
                 return qtx_usage_error("--threads: expected an integer in [1, 1024], got '%s'", v);
         } else {
             return qtx_usage_error(missing ? "%s needs a value" : "unknown option '%s'; see --help",
