@@ -32,20 +32,6 @@ static const int64_t g_len[] = {1000, 10, 517, 2081};
 #define N_SAMPLES 224
 static int64_t g_first[N_SHARDS + 1];
 
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
 static void write_shard(const char *name, int idx, int64_t n, int64_t vocab, const char *hash) {
     uint32_t *t = malloc((size_t)n * sizeof *t);
     for (int64_t i = 0; i < n; i++) t[i] = (uint32_t)((idx + 1) * BASE + i);
@@ -469,6 +455,6 @@ int main(void) {
     remainder_dropped();
     validation_order();
     errors();
-    remove_dir(g_dir);
+    qtx_test_remove_dir(g_dir);
     return qtx_test_done("test_data_loader");
 }

@@ -16,20 +16,6 @@
 
 static char g_dir[64];
 
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int count_files(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
@@ -394,6 +380,6 @@ int main(void) {
     bad_shards();
     corrupt_chunk();
     bad_writes();
-    remove_dir(g_dir);
+    qtx_test_remove_dir(g_dir);
     return qtx_test_done("test_data_shard");
 }

@@ -1,7 +1,9 @@
 /* testutil.c: the counters and helpers behind testutil.h. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
+#include <unistd.h>
 
 int qtx_test_failures = 0;
 int qtx_test_checks = 0;
@@ -20,4 +22,18 @@ double qtx_rel_err(const float *a, const float *b, long n) {
         if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
     }
     return mb > 0 ? md / mb : md;
+}
+
+void qtx_test_remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    char p[1024];
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
 }

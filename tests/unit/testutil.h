@@ -27,4 +27,7 @@ int qtx_test_done(const char *name);
 /* Relative error of two tensors as max|a-b| / max|b| (0 when both are zero). */
 double qtx_rel_err(const float *a, const float *b, long n);
 
+/* Removes a flat directory of test files and the directory itself. */
+void qtx_test_remove_dir(const char *dir);
+
 #endif
