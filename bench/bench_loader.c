@@ -17,16 +17,11 @@
 
 #include "loader.h"
 #include "shard.h"
+#include "sys.h"
 
 #define VOCAB 32768
 #define N_SHARDS 8
 #define MAX_SECONDS 10.0
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void remove_dir(const char *dir) {
     DIR *d = opendir(dir);
@@ -94,9 +89,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     qtx_err e = {0};
-    double t0 = now();
+    double t0 = qtx_now_s();
     int rc = write_shards(dir, total, &e);
-    double t_write = now() - t0;
+    double t_write = qtx_now_s() - t0;
     char glob[600];
     snprintf(glob, sizeof glob, "%s/shard_*.h5", dir);
     qtx_loader_options o = {.glob = glob,
@@ -119,9 +114,9 @@ int main(int argc, char **argv) {
     int32_t *buf = malloc((size_t)batch * (seq_len + 1) * sizeof *buf);
     int64_t steps_per_epoch = qtx_loader_samples_per_epoch(l) / batch, steps = 0;
     volatile int32_t sink = 0; /* keeps the copies observable */
-    t0 = now();
+    t0 = qtx_now_s();
     double t = t0;
-    while (steps < steps_per_epoch && (t = now()) - t0 < MAX_SECONDS) {
+    while (steps < steps_per_epoch && (t = qtx_now_s()) - t0 < MAX_SECONDS) {
         if ((rc = qtx_loader_next(l, buf, &e))) break;
         sink += buf[steps % ((int64_t)batch * seq_len)];
         steps++;

@@ -15,8 +15,7 @@
 
 #define QBLK 64
 
-int64_t qtx_attention_scratch_floats(int T, int hd, int n_threads) {
-    (void)hd;
+int64_t qtx_attention_scratch_floats(int T, int n_threads) {
     return (int64_t)n_threads * (2 * (int64_t)QBLK * T + QBLK);
 }
 
@@ -44,12 +43,12 @@ static void causal_softmax(float *S, int nq, int len, int i0, float *lse) {
 }
 
 void qtx_attention_fwd(float *out, float *lse, const float *qkv, int B, int T, int H, int KV,
-                       int hd, float *scratch) {
+                       int hd, float *scratch, int n_threads) {
     const int64_t ld = (int64_t)(H + 2 * KV) * hd, ldo = (int64_t)H * hd;
     const int nqb = (T + QBLK - 1) / QBLK, group = H / KV;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t n_tasks = (int64_t)B * H * nqb;
-#pragma omp parallel
+#pragma omp parallel num_threads(n_threads)
     {
         float *S = scratch + (int64_t)omp_get_thread_num() * (2 * (int64_t)QBLK * T + QBLK);
 #pragma omp for schedule(dynamic, 1)
@@ -72,12 +71,13 @@ void qtx_attention_fwd(float *out, float *lse, const float *qkv, int B, int T, i
 }
 
 void qtx_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
-                       const float *lse, int B, int T, int H, int KV, int hd, float *scratch) {
+                       const float *lse, int B, int T, int H, int KV, int hd, float *scratch,
+                       int n_threads) {
     const int64_t ld = (int64_t)(H + 2 * KV) * hd, ldo = (int64_t)H * hd;
     const int nqb = (T + QBLK - 1) / QBLK, group = H / KV;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t n_tasks = (int64_t)B * KV;
-#pragma omp parallel
+#pragma omp parallel num_threads(n_threads)
     {
         float *P = scratch + (int64_t)omp_get_thread_num() * (2 * (int64_t)QBLK * T + QBLK);
         float *dP = P + (int64_t)QBLK * T, *D = dP + (int64_t)QBLK * T;

@@ -21,8 +21,8 @@ void qtx_linear_fwd(float *y, const float *x, const float *W, int64_t n, int64_t
 }
 
 void qtx_linear_bwd(float *dx, float *dW, const float *dy, const float *x, const float *W,
-                    int64_t n, int64_t in, int64_t out, int accumulate_dx) {
-    if (dx) qtx_sgemm(0, 0, n, in, out, 1.0f, dy, out, W, in, accumulate_dx ? 1.0f : 0.0f, dx, in);
+                    int64_t n, int64_t in, int64_t out) {
+    if (dx) qtx_sgemm(0, 0, n, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
     if (dW) qtx_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dW, in);
 }
 

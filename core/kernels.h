@@ -19,9 +19,9 @@ void qtx_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
 /* y[n, out] = x[n, in] W[out, in]^T (+ y when accumulate). */
 void qtx_linear_fwd(float *y, const float *x, const float *W, int64_t n, int64_t in, int64_t out,
                     int accumulate);
-/* dx[n, in] (+)= dy[n, out] W[out, in]; dW[out, in] += dy^T x. Either output may be NULL. */
+/* dx[n, in] = dy[n, out] W[out, in]; dW[out, in] += dy^T x. Either output may be NULL. */
 void qtx_linear_bwd(float *dx, float *dW, const float *dy, const float *x, const float *W,
-                    int64_t n, int64_t in, int64_t out, int accumulate_dx);
+                    int64_t n, int64_t in, int64_t out);
 
 /* y = x * rstd * w per row; rstd[n] saved for backward. */
 void qtx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t n, int64_t c,
@@ -38,13 +38,16 @@ void qtx_rope(float *x, int64_t ld, int64_t n, int T, int n_heads, int hd, const
               const float *sin_t, int inverse);
 
 /* Causal grouped-query attention. qkv rows hold [q (H hd) | k (KV hd) | v (KV hd)].
- * out[n, H hd]; lse[b, h, t] is the log-sum-exp of each softmax row, kept for backward. */
+ * out[n, H hd]; lse[b, h, t] is the log-sum-exp of each softmax row, kept for backward.
+ * scratch holds qtx_attention_scratch_floats(T, n_threads) floats and the kernels run on at
+ * most n_threads threads, so a later change of the OpenMP thread count cannot overrun it. */
 void qtx_attention_fwd(float *out, float *lse, const float *qkv, int B, int T, int H, int KV,
-                       int hd, float *scratch);
-/* dqkv (same layout as qkv) is overwritten. scratch: qtx_attention_scratch_floats. */
+                       int hd, float *scratch, int n_threads);
+/* dqkv (same layout as qkv) is overwritten. */
 void qtx_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *out,
-                       const float *lse, int B, int T, int H, int KV, int hd, float *scratch);
-int64_t qtx_attention_scratch_floats(int T, int hd, int n_threads);
+                       const float *lse, int B, int T, int H, int KV, int hd, float *scratch,
+                       int n_threads);
+int64_t qtx_attention_scratch_floats(int T, int n_threads);
 
 /* gu rows are [gate (F) | up (F)]; h = silu(gate) * up. */
 void qtx_swiglu_fwd(float *h, const float *gu, int64_t n, int64_t f);

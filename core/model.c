@@ -66,7 +66,7 @@ static void carve_all(qtx_model *m, carver *cv) {
     m->dgu = CARVE_F(cv, d.N * 2 * d.F);
     m->dh = CARVE_F(cv, d.N * d.F);
     m->head_scratch = CARVE_F(cv, m->head_chunk * (d.V + 1));
-    m->attn_scratch = CARVE_F(cv, qtx_attention_scratch_floats(m->T, (int)d.hd, qtx_num_threads()));
+    m->attn_scratch = CARVE_F(cv, qtx_attention_scratch_floats(m->T, m->n_threads));
     m->rope_cos = CARVE_F(cv, (int64_t)m->T * d.hd / 2);
     m->rope_sin = CARVE_F(cv, (int64_t)m->T * d.hd / 2);
     m->inputs = (int32_t *)carve(cv, (size_t)d.N * sizeof(int32_t));
@@ -79,6 +79,7 @@ void qtx_model_create(qtx_model *m, const qtx_model_config *cfg, const qtx_shard
     m->cfg = *cfg;
     m->B = B;
     m->T = T;
+    m->n_threads = qtx_num_threads();
     qtx_layout_build(&m->layout, cfg, spec);
     const size_t pbytes = (size_t)m->layout.n_floats * sizeof(float);
     m->params = qtx_alloc_big(pbytes);
@@ -156,7 +157,7 @@ static void forward(qtx_model *m) {
         qtx_rope(a->qkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin,
                  0);
         qtx_attention_fwd(a->att, a->lse, a->qkv, m->B, m->T, (int)d.H, (int)d.KV, (int)d.hd,
-                          m->attn_scratch);
+                          m->attn_scratch, m->n_threads);
         memcpy(a->xmid, a->x, (size_t)(d.N * d.C) * sizeof(float));
         qtx_linear_fwd(a->xmid, a->att, w->wo, d.N, d.qd, d.C, 1);
         qtx_rmsnorm_fwd(a->xn2, a->r2, a->xmid, w->ffn_norm, d.N, d.C, eps);
@@ -179,17 +180,17 @@ static void backward(qtx_model *m) {
         const qtx_layer_view *w = &m->pv.layers[l], *g = &m->gv.layers[l];
         const qtx_layer_acts *a = &m->acts[l];
         /* MLP: x_next = xmid + h Wdown^T. dres passes through the residual unchanged. */
-        qtx_linear_bwd(m->dh, g->wdown, dres, a->h, w->wdown, d.N, d.F, d.C, 0);
+        qtx_linear_bwd(m->dh, g->wdown, dres, a->h, w->wdown, d.N, d.F, d.C);
         qtx_swiglu_bwd(m->dgu, m->dh, a->gu, d.N, d.F);
-        qtx_linear_bwd(dxn, g->wgu, m->dgu, a->xn2, w->wgu, d.N, d.C, 2 * d.F, 0);
+        qtx_linear_bwd(dxn, g->wgu, m->dgu, a->xn2, w->wgu, d.N, d.C, 2 * d.F);
         qtx_rmsnorm_bwd(dres, g->ffn_norm, dxn, a->xmid, a->r2, w->ffn_norm, d.N, d.C);
         /* Attention: xmid = x + att Wo^T. */
-        qtx_linear_bwd(m->datt, g->wo, dres, a->att, w->wo, d.N, d.qd, d.C, 0);
+        qtx_linear_bwd(m->datt, g->wo, dres, a->att, w->wo, d.N, d.qd, d.C);
         qtx_attention_bwd(m->dqkv, m->datt, a->qkv, a->att, a->lse, m->B, m->T, (int)d.H, (int)d.KV,
-                          (int)d.hd, m->attn_scratch);
+                          (int)d.hd, m->attn_scratch, m->n_threads);
         qtx_rope(m->dqkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin,
                  1);
-        qtx_linear_bwd(dxn, g->wqkv, m->dqkv, a->xn1, w->wqkv, d.N, d.C, d.qkv, 0);
+        qtx_linear_bwd(dxn, g->wqkv, m->dqkv, a->xn1, w->wqkv, d.N, d.C, d.qkv);
         qtx_rmsnorm_bwd(dres, g->attn_norm, dxn, a->x, a->r1, w->attn_norm, d.N, d.C);
     }
     qtx_embedding_bwd(m->gv.token_embd, dres, m->inputs, d.N, d.C);

@@ -48,7 +48,8 @@ typedef struct qtx_model {
     float *dgu, *dh;
     float *head_scratch; /* head_chunk * (V + 1) */
     int64_t head_chunk;
-    float *attn_scratch;
+    float *attn_scratch; /* for n_threads threads */
+    int n_threads;       /* OpenMP threads at creation: the attention kernels use at most these */
     float *rope_cos, *rope_sin;
     int32_t *inputs, *targets; /* [N] copies of the batch split */
 } qtx_model;

@@ -20,10 +20,7 @@ static void add(layout_builder *b, const char *name, int ndim, int64_t rows, int
     qtx_param_layout *l = b->l;
     if (l->n_tensors == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 32;
-        qtx_tensor_desc *t = qtx_calloc((size_t)b->cap, sizeof *t);
-        if (l->n_tensors) memcpy(t, l->tensors, (size_t)l->n_tensors * sizeof *t);
-        free(l->tensors);
-        l->tensors = t;
+        l->tensors = qtx_realloc(l->tensors, (size_t)b->cap * sizeof *l->tensors);
     }
     qtx_tensor_desc *t = &l->tensors[l->n_tensors++];
     memset(t, 0, sizeof *t);

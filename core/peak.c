@@ -4,12 +4,7 @@
 #include "check.h"
 #include "kernels.h"
 #include "peak.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "sys.h"
 
 double qtx_measure_gemm_flops(void) {
     const int64_t n = 1024;
@@ -21,9 +16,9 @@ double qtx_measure_gemm_flops(void) {
     }
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now_s();
+        double t0 = qtx_now_s();
         qtx_sgemm(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = now_s() - t0;
+        double dt = qtx_now_s() - t0;
         if (rep > 0 && dt < best) best = dt; /* the first call warms up oneDNN's JIT */
     }
     qtx_free_big(a, (size_t)(3 * n * n) * sizeof(float));

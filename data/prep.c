@@ -21,6 +21,7 @@
 #include "rng.h"
 #include "shard.h"
 #include "tokenizer.h"
+#include "sys.h"
 
 #define BATCH_BYTES (8u << 20)
 #define UNIT_BYTES (1u << 20) /* long documents are encoded in parallel pieces of this */
@@ -54,36 +55,9 @@ typedef struct prep {
 
 static const char *SPLIT_NAME[2] = {"train", "val"};
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void path_join(char *dst, const char *dir, const char *name) {
     int n = snprintf(dst, PATH_CAP, "%s/%s", dir, name);
     QTX_CHECK(n > 0 && n < PATH_CAP, "path too long: %s/%s", dir, name);
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path, qtx_err *e) {
-    char p[PATH_CAP];
-    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
-        return qtx_fail(e, QTX_ERR_INPUT, "%s: path too long", path);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = 0;
-        if (mkdir(p, 0777) && errno != EEXIST)
-            return qtx_fail(e, QTX_ERR_INPUT, "%s: cannot create directory: %s", p,
-                            strerror(errno));
-        *s = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(path, &st) || !S_ISDIR(st.st_mode))
-        return qtx_fail(e, QTX_ERR_INPUT, "%s: not a directory", path);
-    return QTX_OK;
 }
 
 /* Our own output names: index.json, tokenizer.json, {train,val}_NNNNN.h5. */
@@ -323,7 +297,7 @@ typedef struct unit {
 } unit;
 
 static void progress_line(const prep *pp, int64_t bytes, double t0, int final) {
-    double dt = now() - t0;
+    double dt = qtx_now_s() - t0;
     double mb = (double)bytes / 1e6;
     fprintf(stderr, "\rqtx prep: %.1f MB read, %.1f MB/s, %lld documents, %lld tokens%s", mb,
             dt > 0 ? mb / dt : 0.0, (long long)(pp->st->docs[0] + pp->st->docs[1]),
@@ -342,7 +316,7 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
     size_t cap_units = 0;
     size_t *first_unit = NULL, cap_docs = 0;
     int rc = QTX_OK;
-    const double t0 = now();
+    const double t0 = qtx_now_s();
     double last = t0;
     for (;;) {
         const qtx_doc *docs;
@@ -385,9 +359,9 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
         for (size_t d = 0; d < n_docs && !rc; d++)
             rc = add_doc(pp, ids + first_unit[d], first_unit[d + 1] - first_unit[d], e);
         if (rc) break;
-        if (live && now() - last > 0.2) {
+        if (live && qtx_now_s() - last > 0.2) {
             progress_line(pp, qtx_docsrc_bytes(src), t0, 0);
-            last = now();
+            last = qtx_now_s();
         }
     }
     if (live) progress_line(pp, qtx_docsrc_bytes(src), t0, 1);
@@ -402,7 +376,7 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
 
 int qtx_prep_run(const qtx_prep_options *o, qtx_prep_stats *st, qtx_err *e) {
     memset(st, 0, sizeof *st);
-    const double t0 = now();
+    const double t0 = qtx_now_s();
     if (o->n_inputs <= 0) return qtx_fail(e, QTX_ERR_INPUT, "no input files");
     if (!(o->val_fraction >= 0 && o->val_fraction < 1))
         return qtx_fail(e, QTX_ERR_INPUT, "--val-fraction must be in [0, 1), not %g",
@@ -425,7 +399,7 @@ int qtx_prep_run(const qtx_prep_options *o, qtx_prep_stats *st, qtx_err *e) {
     rc = qtx_docsrc_open(o->inputs, o->n_inputs, &dso, &src, e);
     struct stat dst;
     const int dir_existed = stat(o->out_dir, &dst) == 0;
-    if (!rc) rc = make_dirs(o->out_dir, e);
+    if (!rc) rc = qtx_make_dirs(o->out_dir, e);
     if (!rc && !o->force) rc = old_outputs(o->out_dir, 0, qtx_tokenizer_hash(pp.tok), e);
     if (!rc) {
         snprintf(pp.tmp_dir, sizeof pp.tmp_dir, "%s/.qtx-prep.%ld", o->out_dir, (long)getpid());
@@ -460,6 +434,6 @@ int qtx_prep_run(const qtx_prep_options *o, qtx_prep_stats *st, qtx_err *e) {
     free(pp.shards);
     qtx_docsrc_close(src);
     qtx_tokenizer_free(pp.tok);
-    st->seconds = now() - t0;
+    st->seconds = qtx_now_s() - t0;
     return rc;
 }

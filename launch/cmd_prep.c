@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "prep.h"
+#include "sys.h"
 
 static const char HELP[] =
     "usage: qtx prep --tokenizer tokenizer.json -o DIR [options] INPUTS...\n"
@@ -34,8 +35,7 @@ static const char HELP[] =
 
 int qtx_cmd_prep(int argc, char **argv) {
     qtx_prep_options o = {.val_fraction = 0.01, .shard_tokens = 50000000, .seed = 1234};
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    o.n_threads = n > 0 ? (int)n : 1;
+    o.n_threads = qtx_n_cores();
     o.progress = 2;
     const char **inputs = qtx_calloc((size_t)argc, sizeof *inputs);
     int rc = 2, only_inputs = 0;

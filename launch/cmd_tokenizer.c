@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "docsrc.h"
 #include "tokenizer.h"
+#include "sys.h"
 
 static const char TOP_HELP[] =
     "usage: qtx tokenizer <train|encode|decode> [options]\n"
@@ -61,17 +62,6 @@ static const char DECODE_HELP[] =
     "  --tokenizer FILE      tokenizer.json (required)\n"
     "  -h, --help            this help\n";
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int n_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 /* Whole decimal number in [lo, hi]; 0 on success. */
 /* Reads a whole file ("-" or NULL: standard input). */
 static int read_all(const char *path, qtx_bytes *out, qtx_err *e) {
@@ -90,7 +80,7 @@ static int read_all(const char *path, qtx_bytes *out, qtx_err *e) {
 /* ---- train ----------------------------------------------------------------------------- */
 
 static int cmd_train(int argc, char **argv) {
-    long long vocab = -1, min_freq = 2, threads = n_cores();
+    long long vocab = -1, min_freq = 2, threads = qtx_n_cores();
     const char *output = NULL, *doc_sep = NULL, *field = NULL;
     int skip_bad = 0;
     const char **special = qtx_calloc((size_t)argc, sizeof *special);
@@ -166,7 +156,7 @@ static int cmd_train(int argc, char **argv) {
     qtx_docsrc *src = NULL;
     qtx_tokenizer *tok = NULL;
     qtx_docsrc_options dso = {doc_sep, field, skip_bad};
-    double t0 = now();
+    double t0 = qtx_now_s();
     int64_t n_docs = 0;
     if (qtx_bpe_trainer_new(&o, &tr, &e) || qtx_docsrc_open(files, n_files, &dso, &src, &e)) {
         rc = qtx_report(&e);
@@ -196,13 +186,13 @@ static int cmd_train(int argc, char **argv) {
         rc = 2;
         goto cleanup;
     }
-    double t1 = now();
+    double t1 = qtx_now_s();
     int64_t uniq, words, bytes;
     if (qtx_bpe_trainer_finish(tr, &tok, &e) || qtx_tokenizer_save(tok, output, &e)) {
         rc = qtx_report(&e);
         goto cleanup;
     }
-    double t2 = now();
+    double t2 = qtx_now_s();
     qtx_bpe_trainer_stats(tr, &uniq, &words, &bytes);
     fprintf(stderr,
             "qtx tokenizer train: %.2f MB, %lld documents, %lld words (%lld distinct) counted "
@@ -284,19 +274,27 @@ static int print_ids(const qtx_ids *ids) {
     return ok ? 0 : 1;
 }
 
-static int cmd_encode(int argc, char **argv) {
-    const char *tok_path = NULL, *file = NULL;
-    long long threads = n_cores();
-    int rc = parse_io(argc, argv, ENCODE_HELP, 1, &tok_path, &file, &threads);
-    if (rc) return rc < 0 ? 0 : rc;
+/* The tokenizer and the whole input of encode/decode; on failure reports and returns the
+ * exit status with nothing left to free. */
+static int load_inputs(const char *tok_path, const char *file, qtx_tokenizer **tok,
+                       qtx_bytes *text) {
     qtx_err e = {0};
-    qtx_tokenizer *tok;
-    if (qtx_tokenizer_load(tok_path, &tok, &e)) return qtx_report(&e);
-    qtx_bytes text = {0};
-    if (read_all(file, &text, &e)) {
-        qtx_tokenizer_free(tok);
+    if (qtx_tokenizer_load(tok_path, tok, &e)) return qtx_report(&e);
+    if (read_all(file, text, &e)) {
+        qtx_tokenizer_free(*tok);
         return qtx_report(&e);
     }
+    return 0;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    const char *tok_path = NULL, *file = NULL;
+    long long threads = qtx_n_cores();
+    int rc = parse_io(argc, argv, ENCODE_HELP, 1, &tok_path, &file, &threads);
+    if (rc) return rc < 0 ? 0 : rc;
+    qtx_tokenizer *tok;
+    qtx_bytes text = {0};
+    if ((rc = load_inputs(tok_path, file, &tok, &text))) return rc;
     qtx_encoder **enc = qtx_calloc((size_t)threads, sizeof *enc);
     for (int i = 0; i < threads; i++) enc[i] = qtx_encoder_new(tok);
     qtx_ids ids = {0};
@@ -316,14 +314,9 @@ static int cmd_decode(int argc, char **argv) {
     long long threads = 1;
     int rc = parse_io(argc, argv, DECODE_HELP, 0, &tok_path, &file, &threads);
     if (rc) return rc < 0 ? 0 : rc;
-    qtx_err e = {0};
     qtx_tokenizer *tok;
-    if (qtx_tokenizer_load(tok_path, &tok, &e)) return qtx_report(&e);
     qtx_bytes text = {0};
-    if (read_all(file, &text, &e)) {
-        qtx_tokenizer_free(tok);
-        return qtx_report(&e);
-    }
+    if ((rc = load_inputs(tok_path, file, &tok, &text))) return rc;
     const char *name = file && strcmp(file, "-") ? file : "standard input";
     qtx_ids ids = {0};
     rc = 0;
@@ -354,6 +347,7 @@ static int cmd_decode(int argc, char **argv) {
         i = j;
     }
     qtx_bytes out = {0};
+    qtx_err e = {0};
     if (!rc && qtx_decode(tok, ids.v, ids.n, &out, &e)) rc = qtx_report(&e);
     if (!rc && (fwrite(out.p ? out.p : "", 1, out.n, stdout) != out.n || fflush(stdout))) {
         fprintf(stderr, "qtx: error: cannot write the text: %s\n", strerror(errno));
