@@ -53,17 +53,31 @@ int64_t qtx_attention_scratch_floats(int T, int n_threads);
 void qtx_swiglu_fwd(float *h, const float *gu, int64_t n, int64_t f);
 void qtx_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int64_t f);
 
-/* x[n] = E[tok[n]]; backward dE[tok[n]] += dx[n]. Token ids are checked by the caller. */
-void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c);
-void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c);
+/* Vocabulary-parallel embedding: E holds rows [v0, v0 + vl) of the table. x[n] = E[tok[n] - v0]
+ * for ids in range and 0 otherwise (a sum over the TP group completes it); backward
+ * dE[tok[n] - v0] += dx[n] for ids in range. Token ids are checked by the caller. */
+void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c,
+                       int64_t v0, int64_t vl);
+void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c,
+                       int64_t v0, int64_t vl);
+
+/* In-place reductions over the tensor-parallel group; NULL (or a NULL ops pointer) for tp = 1. */
+typedef struct qtx_tp_ops {
+    void *ctx;
+    void (*sum)(void *ctx, float *buf, int64_t n);
+    void (*max)(void *ctx, float *buf, int64_t n);
+} qtx_tp_ops;
 
 /* Fused output head + softmax cross-entropy over chunks of rows, never holding more than
- * chunk x V logits (logits_scratch holds chunk * (V + 1) floats). Returns the summed loss (double).
- * When dx is not NULL: dx[n, C] is overwritten with the input gradient of grad_scale * sum-loss,
- * and dW[V, C] accumulates. */
+ * chunk x vl logits (logits_scratch holds chunk * (vl + 3) floats). W holds vocabulary rows
+ * [v0, v0 + vl) of the head; with tp, the row max and the sums of exponentials and target
+ * logits are reduced over the group, so logits are never gathered (Megatron's
+ * vocab-parallel cross-entropy). Returns the summed loss (double), the same on every TP rank.
+ * With dx: dx = d(loss * grad_scale)/dx, a partial sum over the TP group's vocabulary slices
+ * (the caller sums it), and dW += the head's gradient. */
 double qtx_head_xent(float *dx, float *dW, const float *x, const float *W, const int32_t *targets,
-                     int64_t n, int64_t c, int64_t V, float grad_scale, float *logits_scratch,
-                     int64_t chunk);
+                     int64_t n, int64_t c, int64_t vl, int64_t v0, float grad_scale,
+                     float *logits_scratch, int64_t chunk, const qtx_tp_ops *tp);
 
 /* Number of threads kernels will use (OpenMP). */
 int qtx_num_threads(void);

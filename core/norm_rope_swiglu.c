@@ -109,20 +109,29 @@ void qtx_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int
     }
 }
 
-void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c) {
+void qtx_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c,
+                       int64_t v0, int64_t vl) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        memcpy(x + i * c, E + (int64_t)tok[i] * c, (size_t)c * sizeof *x);
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t t = (int64_t)tok[i] - v0;
+        if (t >= 0 && t < vl)
+            memcpy(x + i * c, E + t * c, (size_t)c * sizeof *x);
+        else
+            memset(x + i * c, 0, (size_t)c * sizeof *x);
+    }
 }
 
-void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c) {
+void qtx_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c,
+                       int64_t v0, int64_t vl) {
     /* Column blocks: each thread owns columns of every row, so no two threads touch the same
      * element and rows are added in token order. */
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < c; j0 += COL_BLOCK) {
         const int64_t j1 = j0 + COL_BLOCK < c ? j0 + COL_BLOCK : c;
         for (int64_t i = 0; i < n; i++) {
-            float *d = dE + (int64_t)tok[i] * c;
+            const int64_t t = (int64_t)tok[i] - v0;
+            if (t < 0 || t >= vl) continue;
+            float *d = dE + t * c;
             const float *s = dx + i * c;
             for (int64_t j = j0; j < j1; j++) d[j] += s[j];
         }

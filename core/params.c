@@ -46,6 +46,34 @@ static void add(layout_builder *b, const char *name, int ndim, int64_t rows, int
     l->n_floats += t->numel;
 }
 
+/* Groups consecutive tensors into units: token_embd; each layer; output_norm and output. */
+static void build_units(qtx_param_layout *l) {
+    l->units = qtx_calloc((size_t)l->n_tensors, sizeof *l->units);
+    l->n_units = 0;
+    for (int i = 0; i < l->n_tensors; i++) {
+        const qtx_tensor_desc *t = &l->tensors[i];
+        const qtx_unit_kind kind = t->layer >= 0                  ? QTX_UNIT_LAYER
+                                   : !strcmp(t->name, "token_embd") ? QTX_UNIT_EMBED
+                                                                    : QTX_UNIT_HEAD;
+        qtx_param_unit *u = l->n_units ? &l->units[l->n_units - 1] : NULL;
+        if (!u || u->kind != kind || u->layer != t->layer) {
+            u = &l->units[l->n_units++];
+            u->kind = kind;
+            u->layer = t->layer;
+            u->begin = t->offset;
+            u->t_begin = i;
+        }
+        u->end = t->offset + t->numel;
+        u->t_end = i + 1;
+    }
+}
+
+int qtx_layout_unit_of(const qtx_param_layout *l, int64_t off) {
+    for (int u = 0; u < l->n_units; u++)
+        if (off >= l->units[u].begin && off < l->units[u].end) return u;
+    return -1;
+}
+
 qtx_shard_spec qtx_shard_spec_full(const qtx_model_config *cfg) {
     qtx_shard_spec s = {0, 1, 0, cfg->n_layers, 1, 1};
     return s;
@@ -82,12 +110,16 @@ void qtx_layout_build(qtx_param_layout *l, const qtx_model_config *cfg,
         add(&b, "output_norm", 1, C, 1, -1, 0.0f, -1);
         if (!cfg->tie_embeddings) add(&b, "output", 2, V, C, 0, std, -1);
     }
+    build_units(l);
 }
 
 void qtx_layout_free(qtx_param_layout *l) {
     free(l->tensors);
+    free(l->units);
     l->tensors = NULL;
+    l->units = NULL;
     l->n_tensors = 0;
+    l->n_units = 0;
 }
 
 const qtx_tensor_desc *qtx_layout_find(const qtx_param_layout *l, const char *name) {
@@ -145,6 +177,43 @@ void qtx_view_build(qtx_model_view *v, const qtx_param_layout *l, float *buf) {
         PTR(wgu, "ffn_gate");
         PTR(wdown, "ffn_down");
 #undef PTR
+    }
+}
+
+/* The tensor of unit u whose name ends in suffix, placed in base (which stands for the
+ * unit's first float); NULL when the unit has none. */
+static float *unit_ptr(const qtx_param_layout *l, int u, float *base, const char *suffix) {
+    const qtx_param_unit *pu = &l->units[u];
+    const size_t ns = strlen(suffix);
+    for (int i = pu->t_begin; i < pu->t_end; i++) {
+        const qtx_tensor_desc *t = &l->tensors[i];
+        const size_t n = strlen(t->name);
+        if (n >= ns && !strcmp(t->name + n - ns, suffix)) return base + (t->offset - pu->begin);
+    }
+    return NULL;
+}
+
+void qtx_view_bind_unit(qtx_model_view *v, const qtx_param_layout *l, int u, float *base) {
+    const qtx_param_unit *pu = &l->units[u];
+    switch (pu->kind) {
+    case QTX_UNIT_EMBED:
+        if (v->token_embd) v->token_embd = base;
+        if (l->cfg.tie_embeddings && v->output) v->output = base;
+        break;
+    case QTX_UNIT_HEAD:
+        v->output_norm = unit_ptr(l, u, base, "output_norm");
+        if (!l->cfg.tie_embeddings) v->output = unit_ptr(l, u, base, "output");
+        break;
+    case QTX_UNIT_LAYER: {
+        qtx_layer_view *lv = &v->layers[pu->layer - l->spec.layer_begin];
+        lv->attn_norm = unit_ptr(l, u, base, ".attn_norm");
+        lv->wqkv = unit_ptr(l, u, base, ".attn_q");
+        lv->wo = unit_ptr(l, u, base, ".attn_output");
+        lv->ffn_norm = unit_ptr(l, u, base, ".ffn_norm");
+        lv->wgu = unit_ptr(l, u, base, ".ffn_gate");
+        lv->wdown = unit_ptr(l, u, base, ".ffn_down");
+        break;
+    }
     }
 }
 

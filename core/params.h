@@ -36,12 +36,27 @@ typedef struct qtx_shard_spec {
     int has_head;               /* last pipeline stage (final norm + output head) */
 } qtx_shard_spec;
 
+/* A unit is the set of tensors whose gradients one step of backward finalises together: the
+ * embedding, one layer, or the head (final norm and an untied output). Units are contiguous,
+ * in buffer order, and are what data parallelism reduces as buckets. Backward finishes them
+ * in reverse order: head, last layer ... first layer, embedding. */
+typedef enum qtx_unit_kind { QTX_UNIT_EMBED, QTX_UNIT_LAYER, QTX_UNIT_HEAD } qtx_unit_kind;
+
+typedef struct qtx_param_unit {
+    qtx_unit_kind kind;
+    int layer;          /* global layer for QTX_UNIT_LAYER, else -1 */
+    int64_t begin, end; /* [begin, end) in floats of the flat buffer */
+    int t_begin, t_end; /* its tensors: [t_begin, t_end) of the layout's */
+} qtx_param_unit;
+
 typedef struct qtx_param_layout {
     qtx_model_config cfg;
     qtx_shard_spec spec;
     int n_tensors;
     qtx_tensor_desc *tensors;
     int64_t n_floats; /* this rank's buffer length */
+    int n_units;
+    qtx_param_unit *units;
 } qtx_param_layout;
 
 /* The whole model on one rank. */
@@ -77,5 +92,12 @@ typedef struct qtx_model_view {
 
 void qtx_view_build(qtx_model_view *v, const qtx_param_layout *l, float *buf);
 void qtx_view_free(qtx_model_view *v);
+
+/* Points the views of unit u's tensors at base, which stands for flat offset units[u].begin
+ * (ZeRO-2 backward writes each unit's gradients into a staging buffer). */
+void qtx_view_bind_unit(qtx_model_view *v, const qtx_param_layout *l, int u, float *base);
+
+/* The unit holding flat offset off. */
+int qtx_layout_unit_of(const qtx_param_layout *l, int64_t off);
 
 #endif
