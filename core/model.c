@@ -201,9 +201,15 @@ static int64_t vocab_offset(const qtx_model *m) {
 float *qtx_model_stage_input(qtx_model *m, int s) {
     return m->pv.n_layers > 0 ? m->slots[s].acts[0].x : m->slots[s].x_out;
 }
-float *qtx_model_stage_output(qtx_model *m, int s) { return m->slots[s].x_out; }
-float *qtx_model_grad_io(qtx_model *m) { return m->dres; }
-int64_t qtx_model_io_floats(const qtx_model *m) { return (int64_t)m->B * m->T * m->cfg.dim; }
+float *qtx_model_stage_output(qtx_model *m, int s) {
+    return m->slots[s].x_out;
+}
+float *qtx_model_grad_io(qtx_model *m) {
+    return m->dres;
+}
+int64_t qtx_model_io_floats(const qtx_model *m) {
+    return (int64_t)m->B * m->T * m->cfg.dim;
+}
 
 void qtx_model_forward(qtx_model *m, int s, const int32_t *tokens) {
     const dims d = model_dims(m);
@@ -247,7 +253,9 @@ static void hook_done(qtx_model *m, int unit) {
 static int embed_unit(const qtx_model *m) {
     return m->layout.n_units > 0 && m->layout.units[0].kind == QTX_UNIT_EMBED ? 0 : -1;
 }
-static int layer_unit(const qtx_model *m, int l) { return (embed_unit(m) == 0 ? 1 : 0) + l; }
+static int layer_unit(const qtx_model *m, int l) {
+    return (embed_unit(m) == 0 ? 1 : 0) + l;
+}
 
 double qtx_model_backward(qtx_model *m, int s, float grad_scale) {
     const dims d = model_dims(m);
@@ -261,9 +269,9 @@ double qtx_model_backward(qtx_model *m, int s, float grad_scale) {
         const int hu = m->layout.n_units - 1;
         if (eu >= 0 && m->cfg.tie_embeddings) hook_begin(m, eu); /* the head writes token_embd */
         hook_begin(m, hu);
-        loss = qtx_head_xent(dxn, m->gv.output, sl->xnf, m->pv.output, sl->targets, d.N, d.C, d.V,
-                             vocab_offset(m), grad_scale, m->head_scratch, m->head_chunk,
-                             tp_ops(m));
+        loss =
+            qtx_head_xent(dxn, m->gv.output, sl->xnf, m->pv.output, sl->targets, d.N, d.C, d.V,
+                          vocab_offset(m), grad_scale, m->head_scratch, m->head_chunk, tp_ops(m));
         tp_sum(m, dxn, d.N * d.C);
         memset(dres, 0, (size_t)(d.N * d.C) * sizeof(float));
         qtx_rmsnorm_bwd(dres, m->gv.output_norm, dxn, sl->x_out, sl->rf, m->pv.output_norm, d.N,

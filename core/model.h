@@ -44,9 +44,9 @@ typedef struct qtx_model_hooks {
 } qtx_model_hooks;
 
 typedef struct qtx_model_options {
-    int B, T;          /* micro-batch shape the activation arena is sized for */
-    int n_slots;       /* micro-batches whose activations are kept at once (pipeline); >= 1 */
-    int no_grads;      /* 1: no gradient buffer (ZeRO-2 binds staging per unit) */
+    int B, T;     /* micro-batch shape the activation arena is sized for */
+    int n_slots;  /* micro-batches whose activations are kept at once (pipeline); >= 1 */
+    int no_grads; /* 1: no gradient buffer (ZeRO-2 binds staging per unit) */
     qtx_model_hooks hooks;
 } qtx_model_options;
 

@@ -52,7 +52,7 @@ static void build_units(qtx_param_layout *l) {
     l->n_units = 0;
     for (int i = 0; i < l->n_tensors; i++) {
         const qtx_tensor_desc *t = &l->tensors[i];
-        const qtx_unit_kind kind = t->layer >= 0                  ? QTX_UNIT_LAYER
+        const qtx_unit_kind kind = t->layer >= 0                    ? QTX_UNIT_LAYER
                                    : !strcmp(t->name, "token_embd") ? QTX_UNIT_EMBED
                                                                     : QTX_UNIT_HEAD;
         qtx_param_unit *u = l->n_units ? &l->units[l->n_units - 1] : NULL;
@@ -197,8 +197,8 @@ void qtx_view_bind_unit(qtx_model_view *v, const qtx_param_layout *l, int u, flo
     const qtx_param_unit *pu = &l->units[u];
     switch (pu->kind) {
     case QTX_UNIT_EMBED:
-        if (v->token_embd) v->token_embd = base;
-        if (l->cfg.tie_embeddings && v->output) v->output = base;
+        if (l->spec.has_embedding) v->token_embd = base;
+        if (l->cfg.tie_embeddings && l->spec.has_head) v->output = base;
         break;
     case QTX_UNIT_HEAD:
         v->output_norm = unit_ptr(l, u, base, "output_norm");

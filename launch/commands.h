@@ -7,5 +7,6 @@ int qtx_cmd_train(int argc, char **argv);
 int qtx_cmd_tokenizer(int argc, char **argv);
 int qtx_cmd_prep(int argc, char **argv);
 int qtx_cmd_config(int argc, char **argv);
+int qtx_cmd_ckpt(int argc, char **argv);
 
 #endif

@@ -105,6 +105,8 @@ const qtx_cfg_key qtx_cfg_keys[] = {
         "ZeRO stage over the dp ranks: 0 off, 1 shards optimizer state, 2 also gradients"),
     INT(parallel, micro_batches, "0", 0, 1000000,
         "micro-batches per step per dp rank; 0: global_batch / (dp x micro_batch)"),
+    STR(parallel, stage_layers, "",
+        "layers per pipeline stage, comma-separated (e.g. 3,5); empty: as even as possible"),
 
     ENUM(device, type, qtx_device_type, DEVICE_NAMES, "cpu", "where the model runs"),
     INT(device, threads, "0", 0, 4096, "CPU threads per rank; 0: the node's cores / its ranks"),

@@ -15,6 +15,7 @@ static const subcommand SUBCOMMANDS[] = {
     {"tokenizer", qtx_cmd_tokenizer, "train, encode or decode with a byte-level BPE tokenizer"},
     {"prep", qtx_cmd_prep, "tokenize text into HDF5 token shards"},
     {"config", qtx_cmd_config, "print the config reference (docs/CONFIG.md)"},
+    {"ckpt", qtx_cmd_ckpt, "inspect or verify a checkpoint: ckpt info|verify PATH"},
 };
 #define N_SUBCOMMANDS (int)(sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0])
 

@@ -1,73 +1,152 @@
-/* trainer.c: the step loop.
+/* trainer.c: the step loop of `qtx train`, on every rank of the dp x pp x tp grid.
  *
- * Per optimizer step: the loader hands this rank its global_batch / dp samples; they run as
- * micro-batches of data.micro_batch, accumulating gradients scaled by 1 / (tokens in the
- * global batch), so the update does not depend on how the batch was split. Then the global
- * gradient norm, clipping, the schedule's learning rate and AdamW. A non-finite loss or norm
- * skips the update; optim.max_skips in a row stop the run.
+ * Per optimizer step: the loader hands this DP replica its global_batch / dp samples; the
+ * engine runs them as micro-batches of data.micro_batch through the pipeline, scaled by
+ * 1 / (tokens in the global batch), so the update does not depend on the layout. Then the
+ * global gradient norm, clipping, the schedule's learning rate and the (sharded) AdamW. A
+ * non-finite loss or norm skips the update on every rank alike (both are global values);
+ * optim.max_skips in a row stop the run.
+ *
+ * Failures: input errors found before any work are agreed on by all ranks (one line from
+ * the lowest failing rank, every rank exits 2); a rank failing later aborts the whole job.
  */
 #include "trainer.h"
 
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "adamw.h"
-#include "kernels.h"
+#include "engine.h"
+#include "grid.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
-#include "model.h"
 #include "peak.h"
 #include "schedule.h"
 #include "sys.h"
 
-static int threads_for_rank(const qtx_config *cfg, int local_ranks) {
+static int threads_for_rank(const qtx_config *cfg) {
     if (cfg->device.threads > 0) return cfg->device.threads;
-    int t = qtx_n_cores() / (local_ranks > 0 ? local_ranks : 1);
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int ranks = local ? atoi(local) : 1;
+    int t = qtx_n_cores() / (ranks > 0 ? ranks : 1);
     return t > 0 ? t : 1;
 }
 
 typedef struct run {
     const qtx_config *cfg;
-    qtx_model model;
-    float *m, *v; /* AdamW moments, same layout as the parameters */
+    qtx_comm *world;
+    qtx_grid grid;
+    int stage_layers[1024];
+    qtx_engine eng;
+    int have_engine;
     qtx_loader *train, *val;
-    int32_t *batch;    /* this rank's samples of one step */
+    int32_t *batch;    /* this replica's samples of one step */
     int local_samples; /* global_batch / dp */
     qtx_metrics metrics;
+    int rank0;
+    /* Communication per group and operation, summed over training steps (not evaluation). */
+    qtx_comm_counter totals[5][QTX_OP_COUNT];
+    double step_s_total;
 } run;
 
-static double evaluate(run *r, qtx_err *e, int *n_batches, int *rc) {
-    const qtx_config *c = r->cfg;
-    *rc = QTX_OK;
-    qtx_loader_state start = {0, 0};
-    if ((*rc = qtx_loader_set_state(r->val, start, e)) != QTX_OK) return NAN;
-    const int64_t per_batch = (int64_t)c->data.micro_batch * c->data.seq_len;
-    double total = 0.0;
-    int done = 0;
-    for (int i = 0; i < c->train.eval_batches; i++) {
-        if ((*rc = qtx_loader_next(r->val, r->batch, e)) != QTX_OK) return NAN;
-        total += qtx_model_eval_loss(&r->model, r->batch);
-        done++;
-    }
-    *n_batches = done;
-    return done ? total / (double)(per_batch * done) : NAN;
+/* Every rank learns whether any failed; the lowest failing rank's message is the one
+ * reported (by that rank), and all return the worst code. */
+static int agree(run *r, int rc, qtx_err *e) {
+    int worst = rc, first = rc ? qtx_comm_rank(r->world) : qtx_comm_size(r->world);
+    qtx_comm_allreduce(r->world, &worst, 1, QTX_I32, QTX_MAX);
+    if (!worst) return QTX_OK;
+    first = -first;
+    qtx_comm_allreduce(r->world, &first, 1, QTX_I32, QTX_MAX);
+    if (-first != qtx_comm_rank(r->world)) e->msg[0] = '\0'; /* another rank reports */
+    e->code = worst;
+    return worst;
 }
 
-static void apply_adamw(run *r, int step, double lr, float clip) {
-    const qtx_param_layout *l = &r->model.layout;
-    for (int i = 0; i < l->n_tensors; i++) {
-        const qtx_tensor_desc *t = &l->tensors[i];
-        qtx_adamw_update(r->model.params + t->offset, r->model.grads + t->offset, r->m + t->offset,
-                         r->v + t->offset, t->numel, lr,
-                         t->decay ? r->cfg->optim.weight_decay : 0.0, &r->cfg->optim, step + 1,
-                         clip);
+/* A failure on one rank once training runs: report it here and take every rank down. */
+static _Noreturn void abort_job(run *r, const qtx_err *e) {
+    qtx_log_error("%s", e->msg);
+    qtx_comm_abort(r->world, e->code ? e->code : 1);
+}
+
+static qtx_comm *group(run *r, int i) {
+    qtx_comm *g[5] = {r->grid.world, r->grid.dp, r->grid.tp, r->grid.pp, r->grid.embed};
+    return g[i];
+}
+
+static void reset_counters(run *r) {
+    for (int i = 0; i < 5; i++)
+        if (group(r, i)) qtx_comm_reset_counters(group(r, i));
+}
+
+static void add_counters(run *r) {
+    for (int i = 0; i < 5; i++) {
+        if (!group(r, i)) continue;
+        for (int op = 0; op < QTX_OP_COUNT; op++) {
+            const qtx_comm_counter *c = qtx_comm_counters(group(r, i), (qtx_comm_op)op);
+            qtx_comm_counter *t = &r->totals[i][op];
+            t->calls += c->calls;
+            t->bytes += c->bytes;
+            t->wire_bytes += c->wire_bytes;
+            t->wait_s += c->wait_s;
+        }
     }
+}
+
+/* out_dir/comm/rank_NNNNN.json: this rank's place, model-state bytes, and communication per
+ * group and operation summed over the training steps. */
+static void write_rank_report(run *r, int steps) {
+    char dir[QTX_PATH_MAX + 8], path[QTX_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/comm", r->cfg->train.out_dir);
+    if (qtx_make_dirs(dir, NULL)) return;
+    snprintf(path, sizeof path, "%s/rank_%05d.json", dir, r->grid.rank);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    const qtx_grid *g = &r->grid;
+    const qtx_zero_memory mem = qtx_zero_memory_use(&r->eng.zero);
+    fprintf(f,
+            "{\"rank\": %d, \"dp_rank\": %d, \"tp_rank\": %d, \"pp_rank\": %d, \"steps\": %d, "
+            "\"step_s\": %.6f, \"pp_wait_s\": %.6f,\n \"memory\": {\"psi\": %lld, \"shard\": "
+            "%lld, \"params\": %lld, \"grads\": %lld, \"optim\": %lld, \"staging\": %lld},\n "
+            "\"groups\": {",
+            g->rank, g->dp_rank, g->tp_rank, g->pp_rank, steps, r->step_s_total, r->eng.comm_wait_s,
+            (long long)mem.psi, (long long)mem.shard, (long long)mem.params, (long long)mem.grads,
+            (long long)mem.optim, (long long)mem.staging);
+    int first_group = 1;
+    for (int i = 0; i < 5; i++) {
+        if (!group(r, i)) continue;
+        fprintf(f, "%s\n  \"%s\": {\"size\": %d", first_group ? "" : ",",
+                qtx_comm_name(group(r, i)), qtx_comm_size(group(r, i)));
+        first_group = 0;
+        for (int op = 0; op < QTX_OP_COUNT; op++) {
+            const qtx_comm_counter *t = &r->totals[i][op];
+            fprintf(f,
+                    ", \"%s\": {\"calls\": %lld, \"bytes\": %lld, \"wire_bytes\": %lld, "
+                    "\"wait_s\": %.6f}",
+                    qtx_comm_op_name((qtx_comm_op)op), (long long)t->calls, (long long)t->bytes,
+                    (long long)t->wire_bytes, t->wait_s);
+        }
+        fprintf(f, "}");
+    }
+    fprintf(f, "}}\n");
+    fclose(f);
+}
+
+static double evaluate(run *r, qtx_err *e, int *n_batches) {
+    const qtx_config *c = r->cfg;
+    qtx_loader_state start = {0, 0};
+    if (qtx_loader_set_state(r->val, start, e)) abort_job(r, e);
+    const int64_t per_batch = (int64_t)c->data.micro_batch * c->data.seq_len * r->grid.dp_size;
+    double total = 0.0;
+    for (int i = 0; i < c->train.eval_batches; i++) {
+        if (qtx_loader_next(r->val, r->batch, e)) abort_job(r, e);
+        total += qtx_engine_eval(&r->eng, r->batch, 1);
+    }
+    *n_batches = c->train.eval_batches;
+    return total / (double)(per_batch * c->train.eval_batches);
 }
 
 static int open_loaders(run *r, qtx_err *e) {
@@ -76,8 +155,8 @@ static int open_loaders(run *r, qtx_err *e) {
     o.glob = c->data.train;
     o.seq_len = c->data.seq_len;
     o.global_batch = c->data.global_batch;
-    o.dp_rank = 0;
-    o.dp_size = 1;
+    o.dp_rank = r->grid.dp_rank;
+    o.dp_size = r->grid.dp_size;
     o.seed = c->data.seed;
     o.shuffle = 1;
     o.tokenizer_hash = "";
@@ -88,7 +167,7 @@ static int open_loaders(run *r, qtx_err *e) {
     if (c->data.val[0] && c->train.eval_every > 0) {
         o.glob = c->data.val;
         o.tokenizer_hash = qtx_loader_tokenizer_hash(r->train); /* val must share train's */
-        o.global_batch = c->data.micro_batch;
+        o.global_batch = c->data.micro_batch * r->grid.dp_size;
         o.shuffle = 0;
         o.prefetch = 0;
         rc = qtx_loader_open(&r->val, &o, e);
@@ -96,69 +175,104 @@ static int open_loaders(run *r, qtx_err *e) {
     return rc;
 }
 
-int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
-    run r;
+static void log_layout(const run *r) {
+    const qtx_grid *g = &r->grid;
+    const qtx_config *cfg = r->cfg;
+    const qtx_zero_memory mem = qtx_zero_memory_use(&r->eng.zero);
+    char split[256] = "";
+    size_t at = 0;
+    for (int s = 0; s < g->pp_size && at + 16 < sizeof split; s++)
+        at += (size_t)snprintf(split + at, sizeof split - at, "%s%d", s ? "," : "",
+                               r->stage_layers[s]);
+    qtx_log_info("layout: world %d = dp %d x pp %d x tp %d, ZeRO-%d; layers per stage %s; %d "
+                 "micro-batches of %d per replica per step",
+                 g->world_size, g->dp_size, g->pp_size, g->tp_size, g->zero, split, r->eng.n_micro,
+                 cfg->data.micro_batch);
+    qtx_log_info("model state on rank 0: %lld params (psi) -> params %.2f MB + grads %.2f MB + "
+                 "AdamW %.2f MB = %.2f MB%s; staging %.2f MB",
+                 (long long)mem.psi, mem.params / 1e6, mem.grads / 1e6, mem.optim / 1e6,
+                 (mem.params + mem.grads + mem.optim) / 1e6,
+                 g->zero == 0   ? " (16 psi)"
+                 : g->zero == 1 ? " (8 psi + 8 psi/dp)"
+                                : " (4 psi + 12 psi/dp)",
+                 mem.staging / 1e6);
+}
+
+int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
+    static run r; /* large (counters); one run per process */
     memset(&r, 0, sizeof r);
+    qtx_config cfg_local = *cfg_in;
+    const qtx_config *cfg = &cfg_local;
     r.cfg = cfg;
+    r.world = world;
+    r.rank0 = qtx_comm_rank(world) == 0;
     const qtx_data_config *dc = &cfg->data;
-    const int threads = threads_for_rank(cfg, 1);
+    const int threads = threads_for_rank(cfg);
     omp_set_num_threads(threads);
 
-    /* Everything that can fail on bad input happens before out_dir is touched. */
-    int rc = open_loaders(&r, e);
-    if (rc) goto out;
-    if ((rc = qtx_make_dirs(cfg->train.out_dir, e))) goto out;
-    if ((rc = qtx_metrics_open(&r.metrics, cfg->train.out_dir, 0, cfg->train.log_every, e)))
-        goto out;
+    /* Every check that can fail on bad input runs before out_dir is touched. The layout
+     * checks are pure, so every rank reaches the same verdict; rank 0 reports it. */
+    int rc = qtx_grid_plan(&cfg_local.parallel, &cfg->model, qtx_comm_size(world),
+                           cfg->parallel.stage_layers, r.stage_layers, e);
+    if (rc) {
+        if (!r.rank0) e->msg[0] = '\0';
+        return rc;
+    }
+    const int dp = cfg->parallel.dp;
+    if (dc->global_batch % (dp * dc->micro_batch)) {
+        rc = qtx_fail(e, QTX_ERR_INPUT,
+                      "data.global_batch = %d is not a multiple of dp x data.micro_batch = %d x "
+                      "%d; set data.global_batch to a multiple of %d",
+                      dc->global_batch, dp, dc->micro_batch, dp * dc->micro_batch);
+        if (!r.rank0) e->msg[0] = '\0';
+        return rc;
+    }
+    qtx_grid_create(&r.grid, world, &cfg->parallel, &cfg->model, r.stage_layers);
+    qtx_log_setup(QTX_LOG_INFO, r.grid.world_size > 1 ? r.grid.rank : -1, 0);
+    rc = agree(&r, open_loaders(&r, e), e);
+    if (!rc && r.rank0) rc = qtx_make_dirs(cfg->train.out_dir, e);
+    if (!rc && r.rank0)
+        rc = qtx_metrics_open(&r.metrics, cfg->train.out_dir, 0, cfg->train.log_every, e);
+    if ((rc = agree(&r, rc, e))) goto out;
 
-    qtx_shard_spec spec = qtx_shard_spec_full(&cfg->model);
-    qtx_model_create(&r.model, &cfg->model, &spec, dc->micro_batch, dc->seq_len);
-    qtx_model_init_weights(&r.model, cfg->train.seed);
-    const int64_t n = r.model.layout.n_floats;
-    r.m = qtx_alloc_big((size_t)n * sizeof(float));
-    r.v = qtx_alloc_big((size_t)n * sizeof(float));
-    r.local_samples = dc->global_batch; /* dp = 1 */
+    r.local_samples = dc->global_batch / dp;
+    const int n_micro = r.local_samples / dc->micro_batch;
+    qtx_engine_create(&r.eng, &r.grid, &cfg->model, &cfg->optim, dc->micro_batch, dc->seq_len,
+                      n_micro, cfg->train.seed);
+    r.have_engine = 1;
     r.batch = qtx_alloc_big((size_t)r.local_samples * (dc->seq_len + 1) * sizeof(int32_t));
 
     const double peak =
         cfg->train.peak_flops > 0 ? cfg->train.peak_flops : qtx_measure_gemm_flops();
     const double flops_tok = qtx_model_flops_per_token(&cfg->model, dc->seq_len);
     const int64_t step_tokens = (int64_t)dc->global_batch * dc->seq_len;
-    const int n_micro = r.local_samples / dc->micro_batch;
-    const int64_t sample_len = dc->seq_len + 1;
-    qtx_log_info("model: %lld parameters (%.1f MB fp32), %d layers, dim %d; activations %.1f MB",
-                 (long long)qtx_model_n_params(&cfg->model), (double)n * 4 / 1e6,
-                 cfg->model.n_layers, cfg->model.dim, (double)r.model.arena_bytes / 1e6);
-    qtx_log_info("model state per rank: %.1f MB (params %.1f + grads %.1f + AdamW %.1f)",
-                 (double)n * 16 / 1e6, (double)n * 4 / 1e6, (double)n * 4 / 1e6,
-                 (double)n * 8 / 1e6);
-    qtx_log_info("data: %lld tokens, %lld samples per epoch, %lld tokens per step; %d threads; "
-                 "MFU peak %.1f GFLOP/s%s",
+    qtx_log_info("model: %lld parameters (%.1f MB fp32), %d layers, dim %d; activations %.1f MB "
+                 "on rank 0",
+                 (long long)qtx_model_n_params(&cfg->model),
+                 (double)qtx_model_n_params(&cfg->model) * 4 / 1e6, cfg->model.n_layers,
+                 cfg->model.dim, (double)r.eng.model.arena_bytes / 1e6);
+    log_layout(&r);
+    qtx_log_info("data: %lld tokens, %lld samples per epoch, %lld tokens per step; %d threads "
+                 "per rank; MFU peak %.1f GFLOP/s per rank%s",
                  (long long)qtx_loader_total_tokens(r.train),
                  (long long)qtx_loader_samples_per_epoch(r.train), (long long)step_tokens, threads,
                  peak / 1e9, cfg->train.peak_flops > 0 ? " (train.peak_flops)" : " (measured)");
 
     if (r.val) { /* where validation starts, for comparison with every later evaluation */
         int nb = 0;
-        double vl = evaluate(&r, e, &nb, &rc);
-        if (rc) goto out;
-        qtx_metrics_eval(&r.metrics, 0, vl, nb);
+        double vl = evaluate(&r, e, &nb);
+        if (r.rank0) qtx_metrics_eval(&r.metrics, 0, vl, nb);
     }
     const double t_start = qtx_now_s();
-    int skips = 0;
+    int skips = 0, steps_done = 0;
     for (int step = 0; step < cfg->train.steps; step++) {
         const double t0 = qtx_now_s();
-        if ((rc = qtx_loader_next(r.train, r.batch, e))) goto out;
-        /* No token range check here: the loader checked every id against its shard's
-         * vocab_size, and every shard's vocab_size against the model's at open. */
-        qtx_model_zero_grads(&r.model);
-        double loss_sum = 0.0;
-        for (int mb = 0; mb < n_micro; mb++)
-            loss_sum +=
-                qtx_model_train_step(&r.model, r.batch + (int64_t)mb * dc->micro_batch * sample_len,
-                                     1.0f / (float)step_tokens);
-        const double loss = loss_sum / (double)step_tokens;
-        const double gnorm = sqrt(qtx_sum_squares(r.model.grads, n));
+        if (qtx_loader_next(r.train, r.batch, e)) abort_job(&r, e);
+        reset_counters(&r);
+        const double loss =
+            qtx_engine_forward_backward(&r.eng, r.batch, 1.0f / (float)step_tokens) /
+            (double)step_tokens;
+        const double gnorm = qtx_engine_grad_norm(&r.eng);
         const double lr = qtx_lr_at(&cfg->optim, step, cfg->train.steps);
         const int skipped = !isfinite(loss) || !isfinite(gnorm);
         if (skipped) {
@@ -168,9 +282,12 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
                 step + 1, isfinite(loss) ? "gradient" : "loss", skips, cfg->optim.max_skips);
         } else {
             skips = 0;
-            apply_adamw(&r, step, lr, qtx_clip_scale(gnorm, cfg->optim.grad_clip));
+            qtx_engine_update(&r.eng, lr, qtx_clip_scale(gnorm, cfg->optim.grad_clip), step + 1);
         }
+        add_counters(&r);
+        steps_done++;
         const double t1 = qtx_now_s();
+        r.step_s_total += t1 - t0;
         qtx_step_stats s = {0};
         s.step = step + 1;
         s.total_steps = cfg->train.steps;
@@ -179,35 +296,34 @@ int qtx_train_run(const qtx_config *cfg, qtx_err *e) {
         s.grad_norm = gnorm;
         s.step_s = t1 - t0;
         s.tokens_per_s = (double)step_tokens / s.step_s;
-        s.mfu = s.tokens_per_s * flops_tok / peak;
+        s.mfu = s.tokens_per_s * flops_tok / (peak * r.grid.world_size);
         s.elapsed_s = t1 - t_start;
         s.skipped = skipped;
-        qtx_metrics_step(&r.metrics, &s);
+        if (r.rank0) qtx_metrics_step(&r.metrics, &s);
         if (skips >= cfg->optim.max_skips) {
             rc = qtx_fail(e, QTX_ERR_RUNTIME,
                           "%d consecutive non-finite steps at step %d; lower optim.lr or "
                           "raise optim.warmup_steps",
                           skips, step + 1);
+            if (!r.rank0) e->msg[0] = '\0';
             goto out;
         }
         const int last = step + 1 == cfg->train.steps;
         if (r.val && ((step + 1) % cfg->train.eval_every == 0 || last)) {
             int nb = 0;
-            double vl = evaluate(&r, e, &nb, &rc);
-            if (rc) goto out;
-            qtx_metrics_eval(&r.metrics, step + 1, vl, nb);
+            double vl = evaluate(&r, e, &nb);
+            if (r.rank0) qtx_metrics_eval(&r.metrics, step + 1, vl, nb);
         }
     }
+    write_rank_report(&r, steps_done);
 out:
-    qtx_metrics_close(&r.metrics);
+    if (r.rank0) qtx_metrics_close(&r.metrics);
     if (r.train) qtx_loader_close(r.train);
     if (r.val) qtx_loader_close(r.val);
-    if (r.model.params) {
-        const size_t bytes = (size_t)r.model.layout.n_floats * sizeof(float);
-        qtx_free_big(r.m, bytes);
-        qtx_free_big(r.v, bytes);
+    if (r.have_engine) {
         qtx_free_big(r.batch, (size_t)r.local_samples * (dc->seq_len + 1) * sizeof(int32_t));
-        qtx_model_destroy(&r.model);
+        qtx_engine_destroy(&r.eng);
     }
+    qtx_grid_destroy(&r.grid);
     return rc;
 }

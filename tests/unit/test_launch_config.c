@@ -63,7 +63,7 @@ static void test_schema_covers_config(void) {
         {"data", offsetof(qtx_config, data), sizeof(qtx_data_config), 6},
         {"optim", offsetof(qtx_config, optim), sizeof(qtx_optim_config), 11},
         {"train", offsetof(qtx_config, train), sizeof(qtx_train_config), 10},
-        {"parallel", offsetof(qtx_config, parallel), sizeof(qtx_parallel_config), 5},
+        {"parallel", offsetof(qtx_config, parallel), sizeof(qtx_parallel_config), 6},
         {"device", offsetof(qtx_config, device), sizeof(qtx_device_config), 2},
     };
     T_CHECK(qtx_cfg_n_sections == 6, "%d sections", qtx_cfg_n_sections);
@@ -243,7 +243,7 @@ static void test_round_trip(const char *src) {
                                  2.5,
                                  9};
     c.train = (qtx_train_config){77, 0, "123", 3, 11, 4, 13, 6, "null", 4.48e11};
-    c.parallel = (qtx_parallel_config){4, 5, 5, 2, 2};
+    c.parallel = (qtx_parallel_config){4, 5, 5, 2, 2, "1,2,2"};
     c.device = (qtx_device_config){QTX_DEVICE_CUDA, 3};
     qtx_err e = {0};
     T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
