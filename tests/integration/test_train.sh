@@ -56,7 +56,7 @@ sys.exit(0 if abs(first - math.log(512)) < 0.5 and abs(val[0] - first) < 0.2
          and val[2] < val[1] < val[0] - 1.0 else 1)
 PY
 grep -q '^step 40/40 | loss' log1 && ok "progress lines" || fail "no progress line: $(tail -2 log1)"
-grep -q 'model state per rank' log1 && ok "model-state bytes printed" || fail "model state line"
+grep -Eq '^qtx: model state on rank 0: [0-9]+ params \(psi\) -> params .* \(16 psi\)' log1 && ok "model-state bytes printed" || fail "model state line: $(grep 'model state' log1)"
 
 # ---- non-finite steps -------------------------------------------------------------------------
 "$QTX" train cfg.yaml --set optim.lr=10 --set optim.weight_decay=10 --set optim.warmup_steps=0 --set optim.grad_clip=0 \
