@@ -112,3 +112,22 @@ int qtx_ckpt_read(qtx_ckpt_reader *r, const char *kind, const char *name, const 
     free(cand);
     return rc;
 }
+
+int qtx_ckpt_tensor_at(const qtx_ckpt_reader *r, int i, const char **kind, const char **name,
+                       int64_t shape[2]) {
+    int seen = -1;
+    for (int k = 0; k < r->n_pieces; k++) {
+        const qtx_ckpt_piece *p = &r->pieces[k].p;
+        if (k > 0 && !strcmp(p->kind, r->pieces[k - 1].p.kind) &&
+            !strcmp(p->name, r->pieces[k - 1].p.name))
+            continue;
+        if (++seen == i) {
+            *kind = p->kind;
+            *name = p->name;
+            shape[0] = p->shape[0];
+            shape[1] = p->shape[1];
+            return 1;
+        }
+    }
+    return 0;
+}

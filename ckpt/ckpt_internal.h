@@ -76,6 +76,9 @@ int ckpt_write_file_sync(const char *path, const void *buf, size_t n);
 /* fsync of a directory; -1 with errno. */
 int ckpt_fsync_dir(const char *dir);
 
+/* Removes a directory tree (a missing one is fine); 0 on success. */
+int ckpt_remove_tree(const char *path);
+
 /* The CRC-32 and size of a whole file (streamed); -1 with errno. */
 int ckpt_crc_file(const char *path, uint32_t *crc, int64_t *bytes);
 

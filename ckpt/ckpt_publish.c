@@ -126,7 +126,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
-static int remove_tree(const char *path) {
+int ckpt_remove_tree(const char *path) {
     return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -184,7 +184,7 @@ int qtx_ckpt_prune(const char *root, int keep, const char *protect, qtx_err *e) 
     int rc = QTX_OK;
     for (int i = 0; i < n_tmp && rc == QTX_OK; i++) {
         char path[CKPT_PATH_MAX];
-        if (ckpt_path(path, root, tmps[i].name) || remove_tree(path))
+        if (ckpt_path(path, root, tmps[i].name) || ckpt_remove_tree(path))
             rc = qtx_fail(e, QTX_ERR_RUNTIME, "checkpoint root %s: cannot remove %s: %s", root,
                           tmps[i].name, strerror(errno));
         else
@@ -197,7 +197,7 @@ int qtx_ckpt_prune(const char *root, int keep, const char *protect, qtx_err *e) 
         char path[CKPT_PATH_MAX], gone[CKPT_PATH_MAX], gname[CKPT_PATH_MAX];
         snprintf(gname, sizeof gname, ".tmp_prune_%s", nm);
         if (ckpt_path(path, root, nm) || ckpt_path(gone, root, gname) || rename(path, gone) ||
-            ckpt_fsync_dir(root) || remove_tree(gone))
+            ckpt_fsync_dir(root) || ckpt_remove_tree(gone))
             rc = qtx_fail(e, QTX_ERR_RUNTIME, "checkpoint root %s: cannot remove %s: %s", root, nm,
                           strerror(errno));
         else

@@ -122,6 +122,11 @@ int qtx_ckpt_read(qtx_ckpt_reader *r, const char *kind, const char *name, const 
 int qtx_ckpt_has(const qtx_ckpt_reader *r, const char *kind, const char *name,
                  int64_t shape_out[2]);
 
+/* The i-th distinct (kind, name) the checkpoint holds, in (kind, name) order; 0 when i is
+ * past the end. kind and name point into the reader. */
+int qtx_ckpt_tensor_at(const qtx_ckpt_reader *r, int i, const char **kind, const char **name,
+                       int64_t shape[2]);
+
 void qtx_ckpt_close(qtx_ckpt_reader *r);
 
 /* Checks every file's size and CRC and every piece's CRC; the error names the first bad one. */

@@ -48,6 +48,33 @@ static int verify_data_file(qtx_ckpt_reader *r, ckpt_file *f, ckpt_piece **list,
     return QTX_OK;
 }
 
+/* A side file the manifest describes as {file, bytes, crc32} under `key` (the tokenizer a
+ * training checkpoint carries for export and generation). */
+static int verify_side_file(const qtx_ckpt_reader *r, const char *key, qtx_err *e) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(r->manifest, key);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "file");
+    if (!cJSON_IsString(name)) return QTX_OK;
+    int64_t bytes, crc_want;
+    if (strchr(name->valuestring, '/') || ckpt_json_i64(o, "bytes", 0, CKPT_JSON_INT_MAX, &bytes) ||
+        ckpt_json_i64(o, "crc32", 0, UINT32_MAX, &crc_want))
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "checkpoint %s: " CKPT_MANIFEST
+                        ": %s is not {file, bytes, crc32}; " CKPT_FIX,
+                        r->dir, key);
+    char path[CKPT_PATH_MAX];
+    uint32_t crc;
+    int64_t got;
+    if (ckpt_path(path, r->dir, name->valuestring) || ckpt_crc_file(path, &crc, &got))
+        return qtx_fail(e, QTX_ERR_INPUT, "checkpoint %s: %s is missing or unreadable; " CKPT_FIX,
+                        r->dir, name->valuestring);
+    if (got != bytes || crc != (uint32_t)crc_want)
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "checkpoint %s: %s: CRC mismatch or wrong size (%" PRId64
+                        " bytes, the manifest says %" PRId64 "): the file is corrupt; " CKPT_FIX,
+                        r->dir, name->valuestring, got, bytes);
+    return QTX_OK;
+}
+
 int qtx_ckpt_verify(const char *dir, qtx_err *e) {
     qtx_ckpt_reader *r;
     int rc = qtx_ckpt_open(&r, dir, e); /* manifest CRC, file sizes, index CRCs */
@@ -55,6 +82,7 @@ int qtx_ckpt_verify(const char *dir, qtx_err *e) {
     ckpt_piece **list = qtx_malloc((size_t)(r->n_pieces ? r->n_pieces : 1) * sizeof *list);
     for (int i = 0; i < r->n_files && !rc; i++)
         if (r->files[i].is_data) rc = verify_data_file(r, &r->files[i], list, e);
+    if (!rc) rc = verify_side_file(r, "tokenizer", e);
     free(list);
     qtx_ckpt_close(r);
     return rc;

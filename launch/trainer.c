@@ -7,18 +7,29 @@
  * non-finite loss or norm skips the update on every rank alike (both are global values);
  * optim.max_skips in a row stop the run.
  *
+ * Checkpoints: every train.ckpt_every steps, at the end, and when SIGTERM, SIGINT or SIGUSR1
+ * arrives (the step in progress finishes, every rank saves, the run exits 0: preemption).
+ * Under mpirun send SIGUSR1, which mpirun forwards to every rank.
+ *
  * Failures: input errors found before any work are agreed on by all ranks (one line from
  * the lowest failing rank, every rank exits 2); a rank failing later aborts the whole job.
  */
 #include "trainer.h"
 
+#include <glob.h>
+#include <libgen.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "adamw.h"
+#include "ckpt_store.h"
+#include "ckpt_train.h"
+#include "config_schema.h"
 #include "engine.h"
 #include "grid.h"
 #include "loader.h"
@@ -52,19 +63,6 @@ typedef struct run {
     qtx_comm_counter totals[5][QTX_OP_COUNT];
     double step_s_total;
 } run;
-
-/* Every rank learns whether any failed; the lowest failing rank's message is the one
- * reported (by that rank), and all return the worst code. */
-static int agree(run *r, int rc, qtx_err *e) {
-    int worst = rc, first = rc ? qtx_comm_rank(r->world) : qtx_comm_size(r->world);
-    qtx_comm_allreduce(r->world, &worst, 1, QTX_I32, QTX_MAX);
-    if (!worst) return QTX_OK;
-    first = -first;
-    qtx_comm_allreduce(r->world, &first, 1, QTX_I32, QTX_MAX);
-    if (-first != qtx_comm_rank(r->world)) e->msg[0] = '\0'; /* another rank reports */
-    e->code = worst;
-    return worst;
-}
 
 /* A failure on one rank once training runs: report it here and take every rank down. */
 static _Noreturn void abort_job(run *r, const qtx_err *e) {
@@ -175,6 +173,74 @@ static int open_loaders(run *r, qtx_err *e) {
     return rc;
 }
 
+/* The one piece of process state the trainer keeps: a stop request from a signal handler. */
+static volatile sig_atomic_t g_stop_signal;
+static void on_stop_signal(int sig) {
+    g_stop_signal = sig;
+}
+
+static void install_stop_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Every setting as text, keyed by its dotted path, for the checkpoint's record. */
+static cJSON *settings_json(const qtx_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    char buf[QTX_PATH_MAX + 64];
+    for (int i = 0; i < qtx_cfg_n_keys; i++) {
+        qtx_cfg_format(&qtx_cfg_keys[i], c, buf, sizeof buf);
+        cJSON_AddStringToObject(o, qtx_cfg_keys[i].path, buf);
+    }
+    return o;
+}
+
+/* Logs every setting that differs from the checkpoint's (the new config wins). */
+static void log_changes(const cJSON *saved, const cJSON *now) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, now) {
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(saved, item->string);
+        if (cJSON_IsString(old) && strcmp(old->valuestring, item->valuestring))
+            qtx_log_info("resume: %s changed from %s to %s", item->string, old->valuestring,
+                         item->valuestring);
+    }
+}
+
+/* The tokenizer beside the first training shard (qtx prep writes it there), or "". */
+static void find_tokenizer(const char *train_glob, char *out, size_t n) {
+    out[0] = '\0';
+    glob_t gl;
+    if (glob(train_glob, 0, NULL, &gl) == 0 && gl.gl_pathc > 0) {
+        char first[QTX_PATH_MAX];
+        snprintf(first, sizeof first, "%s", gl.gl_pathv[0]);
+        snprintf(out, n, "%s/tokenizer.json", dirname(first));
+    }
+    globfree(&gl);
+}
+
+/* Which checkpoint train.resume names: "" and an absent "auto" mean none (dir = ""). */
+static int resume_dir(const qtx_config *c, const char *root, char *dir, size_t n, qtx_err *e) {
+    dir[0] = '\0';
+    const char *what = c->train.resume;
+    if (!what[0]) return QTX_OK;
+    char latest[QTX_PATH_MAX + 16];
+    snprintf(latest, sizeof latest, "%s/latest", root);
+    struct stat st;
+    const int have = stat(latest, &st) == 0;
+    if (!strcmp(what, "auto") && !have) return QTX_OK;
+    if (!strcmp(what, "latest") && !have)
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "--resume latest: %s has no checkpoint (no %s); train without --resume, "
+                        "or use train.resume: auto to resume only when one exists",
+                        c->train.out_dir, latest);
+    return qtx_ckpt_resolve(strcmp(what, "auto") ? what : "latest", root, dir, n, e);
+}
+
 static void log_layout(const run *r) {
     const qtx_grid *g = &r->grid;
     const qtx_config *cfg = r->cfg;
@@ -229,11 +295,13 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
     }
     qtx_grid_create(&r.grid, world, &cfg->parallel, &cfg->model, r.stage_layers);
     qtx_log_setup(QTX_LOG_INFO, r.grid.world_size > 1 ? r.grid.rank : -1, 0);
-    rc = agree(&r, open_loaders(&r, e), e);
-    if (!rc && r.rank0) rc = qtx_make_dirs(cfg->train.out_dir, e);
-    if (!rc && r.rank0)
-        rc = qtx_metrics_open(&r.metrics, cfg->train.out_dir, 0, cfg->train.log_every, e);
-    if ((rc = agree(&r, rc, e))) goto out;
+    char root[QTX_PATH_MAX + 8], from[QTX_PATH_MAX];
+    const size_t out_len = strnlen(cfg->train.out_dir, QTX_PATH_MAX - 1);
+    memcpy(root, cfg->train.out_dir, out_len);
+    memcpy(root + out_len, "/ckpt", 6);
+    rc = open_loaders(&r, e);
+    if (!rc) rc = resume_dir(cfg, root, from, sizeof from, e);
+    if ((rc = qtx_comm_agree(r.world, rc, e))) goto out;
 
     r.local_samples = dc->global_batch / dp;
     const int n_micro = r.local_samples / dc->micro_batch;
@@ -241,6 +309,45 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
                       n_micro, cfg->train.seed);
     r.have_engine = 1;
     r.batch = qtx_alloc_big((size_t)r.local_samples * (dc->seq_len + 1) * sizeof(int32_t));
+    cJSON *settings = settings_json(cfg);
+    int start_step = 0, skips = 0;
+    if (from[0]) { /* a checkpoint replaces the initial weights, moments and data position */
+        qtx_ckpt_resume res;
+        if ((rc = qtx_ckpt_load(&r.eng, from, &res, e))) goto out_settings;
+        const char *hash = qtx_loader_tokenizer_hash(r.train);
+        if (res.tokenizer_hash[0] && hash[0] && strcmp(res.tokenizer_hash, hash))
+            rc = qtx_fail(e, QTX_ERR_INPUT,
+                          "checkpoint %s was trained on data of tokenizer %.16s..., but "
+                          "data.train has tokenizer %.16s...; resume on the same data",
+                          from, res.tokenizer_hash, hash);
+        if (!rc) rc = qtx_loader_set_state(r.train, res.loader, e);
+        if (!r.rank0 && rc) e->msg[0] = '\0'; /* same verdict everywhere: rank 0 speaks */
+        if (!rc) {
+            start_step = res.step;
+            skips = res.skips;
+            qtx_log_info("resumed from %s at step %d (epoch %llu, sample %llu of the epoch)", from,
+                         start_step, (unsigned long long)res.loader.epoch,
+                         (unsigned long long)res.loader.cursor);
+            log_changes(cJSON_GetObjectItemCaseSensitive(res.meta, "settings"), settings);
+        }
+        cJSON_Delete(res.meta);
+        if (rc) goto out_settings;
+    }
+    if (r.rank0) rc = qtx_make_dirs(cfg->train.out_dir, e);
+    if (!rc && r.rank0)
+        rc =
+            qtx_metrics_open(&r.metrics, cfg->train.out_dir, from[0] != 0, cfg->train.log_every, e);
+    if ((rc = qtx_comm_agree(r.world, rc, e))) goto out_settings;
+    char tokenizer[QTX_PATH_MAX + 16];
+    find_tokenizer(dc->train, tokenizer, sizeof tokenizer);
+    qtx_ckpt_save_args save = {0};
+    save.ckpt_root = root;
+    save.tokenizer_path = tokenizer;
+    save.tokenizer_hash = qtx_loader_tokenizer_hash(r.train);
+    save.settings = settings;
+    save.keep = cfg->train.ckpt_keep;
+    save.protect = from[0] ? from : NULL;
+    install_stop_handlers();
 
     const double peak =
         cfg->train.peak_flops > 0 ? cfg->train.peak_flops : qtx_measure_gemm_flops();
@@ -258,14 +365,14 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
                  (long long)qtx_loader_samples_per_epoch(r.train), (long long)step_tokens, threads,
                  peak / 1e9, cfg->train.peak_flops > 0 ? " (train.peak_flops)" : " (measured)");
 
-    if (r.val) { /* where validation starts, for comparison with every later evaluation */
+    if (r.val && !from[0]) { /* where validation starts, to compare every later evaluation */
         int nb = 0;
         double vl = evaluate(&r, e, &nb);
         if (r.rank0) qtx_metrics_eval(&r.metrics, 0, vl, nb);
     }
     const double t_start = qtx_now_s();
-    int skips = 0, steps_done = 0;
-    for (int step = 0; step < cfg->train.steps; step++) {
+    int steps_done = 0;
+    for (int step = start_step; step < cfg->train.steps; step++) {
         const double t0 = qtx_now_s();
         if (qtx_loader_next(r.train, r.batch, e)) abort_job(&r, e);
         reset_counters(&r);
@@ -314,8 +421,36 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
             double vl = evaluate(&r, e, &nb);
             if (r.rank0) qtx_metrics_eval(&r.metrics, step + 1, vl, nb);
         }
+        int stop = g_stop_signal; /* any rank's signal stops all, after the same step */
+        qtx_comm_allreduce(r.world, &stop, 1, QTX_I32, QTX_MAX);
+        const int periodic = cfg->train.ckpt_every > 0 && (step + 1) % cfg->train.ckpt_every == 0;
+        if (periodic || last || stop) {
+            save.step = step + 1;
+            save.loader = qtx_loader_get_state(r.train);
+            save.skips = skips;
+            double secs = 0;
+            int64_t bytes = 0;
+            if ((rc = qtx_ckpt_save(&r.eng, &save, &secs, &bytes, e))) goto out_settings;
+            int64_t total = bytes;
+            qtx_comm_allreduce(r.world, &total, 1, QTX_I64, QTX_SUM);
+            qtx_log_info("checkpoint %s/step_%08d: %.1f MB in %.2f s (%.2f GB/s)", root, step + 1,
+                         (double)total / 1e6, secs, (double)total / 1e9 / (secs > 0 ? secs : 1e-9));
+        }
+        if (stop && !last) {
+            qtx_log_info("stopping after step %d on signal %d; resume with --resume latest",
+                         step + 1, stop);
+            break;
+        }
+    }
+    if (start_step >= cfg->train.steps) { /* resumed at the end: the run's state, re-saved */
+        save.step = start_step;
+        save.loader = qtx_loader_get_state(r.train);
+        save.skips = skips;
+        if ((rc = qtx_ckpt_save(&r.eng, &save, NULL, NULL, e))) goto out_settings;
     }
     write_rank_report(&r, steps_done);
+out_settings:
+    cJSON_Delete(settings);
 out:
     if (r.rank0) qtx_metrics_close(&r.metrics);
     if (r.train) qtx_loader_close(r.train);

@@ -114,3 +114,15 @@ void qtx_grid_destroy(qtx_grid *g) {
     if (g->tp) qtx_comm_free(g->tp);
     memset(g, 0, sizeof *g);
 }
+
+int qtx_comm_agree(qtx_comm *world, int rc, qtx_err *e) {
+    const int rank = qtx_comm_rank(world);
+    int worst = rc;
+    qtx_comm_allreduce(world, &worst, 1, QTX_I32, QTX_MAX);
+    if (!worst) return QTX_OK;
+    int first = -(rc ? rank : qtx_comm_size(world)); /* max of -rank is the lowest rank */
+    qtx_comm_allreduce(world, &first, 1, QTX_I32, QTX_MAX);
+    if (-first != rank) e->msg[0] = '\0';
+    e->code = worst;
+    return worst;
+}

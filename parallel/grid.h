@@ -33,4 +33,9 @@ void qtx_grid_create(qtx_grid *g, qtx_comm *world, const qtx_parallel_config *p,
                      const qtx_model_config *m, const int stage_layers[]);
 void qtx_grid_destroy(qtx_grid *g);
 
+/* Collective over world: every rank learns whether any rank failed (rc != 0). The lowest
+ * failing rank keeps its message in e; every other rank's e->msg is emptied, so exactly one
+ * line is reported. Returns the worst code on every rank. */
+int qtx_comm_agree(qtx_comm *world, int rc, qtx_err *e);
+
 #endif
