@@ -229,7 +229,7 @@ static int get_int(const cJSON *o, const char *path1, const char *path2, double 
     return 0;
 }
 
-static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, qtx_err *e) {
+static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, int64_t *bytes, qtx_err *e) {
     qtx_zero *z = &eng->zero;
     const qtx_param_layout *l = &eng->model.layout;
     int rc = QTX_OK;
@@ -239,6 +239,7 @@ static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, qtx_err *e) {
         tp_block(t, block);
         rc = qtx_ckpt_read(r, "param", t->name, t->shape, block, 0, t->numel,
                            eng->model.params + t->offset, e);
+        *bytes += t->numel * (int64_t)sizeof(float);
     }
     for (int i = 0; i < z->n_buckets && !rc; i++) {
         const qtx_bucket *b = &z->b[i];
@@ -256,6 +257,7 @@ static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, qtx_err *e) {
             if (!rc)
                 rc = qtx_ckpt_read(r, "adam_v", t->name, t->shape, block, lo - t->offset,
                                    hi - t->offset, z->v + pos, e);
+            *bytes += 2 * (hi - lo) * (int64_t)sizeof(float);
         }
     }
     return rc;
@@ -275,7 +277,7 @@ int qtx_ckpt_load(qtx_engine *eng, const char *dir, qtx_ckpt_resume *out, qtx_er
                       "checkpoint %s: manifest.json lacks a valid step, skips or loader "
                       "{epoch, cursor}; it was not written by qtx train",
                       dir);
-    if (!rc) rc = load_rank(eng, r, e);
+    if (!rc) rc = load_rank(eng, r, &out->bytes_read, e);
     if (!rc) {
         out->step = (int)step;
         out->skips = (int)skips;

@@ -40,6 +40,7 @@ typedef struct qtx_ckpt_resume {
     qtx_loader_state loader;
     int skips;
     char tokenizer_hash[80];
+    int64_t bytes_read; /* by this rank: parameters and moments */
     cJSON *meta; /* the manifest, owned: cJSON_Delete it */
 } qtx_ckpt_resume;
 

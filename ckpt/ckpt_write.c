@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ckpt_internal.h"
 
@@ -22,6 +24,7 @@ struct qtx_ckpt_writer {
     int fd;
     int failed; /* an I/O error happened: the files are not a valid rank's output */
     int64_t pos;
+    uint32_t file_crc; /* of every byte written so far: the manifest needs no read-back */
     char bin_name[32], json_name[32];
     int n, cap;
     written_piece *pieces;
@@ -81,6 +84,7 @@ int qtx_ckpt_write_piece(qtx_ckpt_writer *w, const qtx_ckpt_piece *p, const floa
     int64_t pad = (QTX_CKPT_ALIGN - w->pos % QTX_CKPT_ALIGN) % QTX_CKPT_ALIGN;
     if (pad && ckpt_write_all(w->fd, zeros, (size_t)pad))
         return io_fail(w, w->bin_name, "writing", e);
+    w->file_crc = ckpt_crc32(w->file_crc, zeros, (size_t)pad);
     w->pos += pad;
     if (bytes && ckpt_write_all(w->fd, data, (size_t)bytes))
         return io_fail(w, w->bin_name, "writing", e);
@@ -94,6 +98,7 @@ int qtx_ckpt_write_piece(qtx_ckpt_writer *w, const qtx_ckpt_piece *p, const floa
     k->offset = w->pos;
     k->bytes = bytes;
     k->crc = ckpt_crc32(0, data, (size_t)bytes);
+    w->file_crc = (uint32_t)crc32_combine64(w->file_crc, k->crc, bytes);
     w->pos += bytes;
     return QTX_OK;
 }
@@ -104,8 +109,10 @@ static char *index_text(const qtx_ckpt_writer *w, size_t *len) {
     char *s = qtx_malloc(cap);
     n += (size_t)snprintf(s, cap,
                           "{\"format\": \"%s-index\", \"version\": %d, \"rank\": %d, "
-                          "\"data_file\": \"%s\", \"data_bytes\": %" PRId64 ",\n\"pieces\": [",
-                          QTX_CKPT_FORMAT, QTX_CKPT_VERSION, w->rank, w->bin_name, w->pos);
+                          "\"data_file\": \"%s\", \"data_bytes\": %" PRId64
+                          ", \"data_crc32\": %" PRIu32 ",\n\"pieces\": [",
+                          QTX_CKPT_FORMAT, QTX_CKPT_VERSION, w->rank, w->bin_name, w->pos,
+                          w->file_crc);
     for (int i = 0; i < w->n; i++) {
         const written_piece *k = &w->pieces[i];
         const int64_t *b = k->p.block;
@@ -182,6 +189,48 @@ static int add_file(cJSON *files, const char *dir, const char *name, int *found,
     return QTX_OK;
 }
 
+/* A rank's data file, described from its index (which the writer gave the file's size and
+ * CRC as it wrote): reading hundreds of MB back just to checksum them would double the
+ * save's I/O. The size is checked against the file system. */
+static int add_data_file(cJSON *files, const char *dir, const char *bin, const char *json,
+                         int *found, qtx_err *e) {
+    char path[CKPT_PATH_MAX], jpath[CKPT_PATH_MAX];
+    struct stat st;
+    if (ckpt_path(path, dir, bin) || ckpt_path(jpath, dir, json))
+        return qtx_fail(e, QTX_ERR_INPUT, "%s: path too long", dir);
+    if (stat(path, &st)) {
+        if (errno == ENOENT) {
+            *found = 0;
+            return QTX_OK;
+        }
+        return qtx_fail(e, QTX_ERR_RUNTIME, "checkpoint %s: %s: %s", dir, bin, strerror(errno));
+    }
+    *found = 1;
+    if (stat(jpath, &st) && errno == ENOENT) return QTX_OK; /* the caller reports half a rank */
+    if (stat(path, &st)) return qtx_fail(e, QTX_ERR_RUNTIME, "checkpoint %s: %s", dir, bin);
+    char *text = NULL;
+    int64_t len = 0, bytes = -1, crc = -1;
+    cJSON *idx = NULL;
+    if (ckpt_read_all(jpath, CKPT_INDEX_MAX, &text, &len) == 0 &&
+        (idx = cJSON_ParseWithLength(text, (size_t)len)) != NULL) {
+        ckpt_json_i64(idx, "data_bytes", 0, CKPT_JSON_INT_MAX, &bytes);
+        ckpt_json_i64(idx, "data_crc32", 0, UINT32_MAX, &crc);
+    }
+    cJSON_Delete(idx);
+    free(text);
+    if (bytes < 0 || crc < 0 || bytes != (int64_t)st.st_size)
+        return qtx_fail(e, QTX_ERR_RUNTIME,
+                        "checkpoint %s: %s does not describe %s (%lld bytes on disk): its writer "
+                        "did not close; call qtx_ckpt_write_manifest after every rank closed",
+                        dir, json, bin, (long long)st.st_size);
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddStringToObject(f, "name", bin);
+    cJSON_AddNumberToObject(f, "bytes", (double)bytes);
+    cJSON_AddNumberToObject(f, "crc32", (double)crc);
+    cJSON_AddItemToArray(files, f);
+    return QTX_OK;
+}
+
 static void set_item(cJSON *obj, const char *key, cJSON *v) {
     cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
     cJSON_AddItemToObject(obj, key, v);
@@ -216,7 +265,7 @@ int qtx_ckpt_write_manifest(const char *tmp_dir, int n_ranks, const cJSON *meta,
         snprintf(bin, sizeof bin, "rank_%05d.bin", r);
         snprintf(json, sizeof json, "rank_%05d.json", r);
         int has_bin = 0, has_json = 0;
-        rc = add_file(files, tmp_dir, bin, &has_bin, e);
+        rc = add_data_file(files, tmp_dir, bin, json, &has_bin, e);
         if (rc == QTX_OK) rc = add_file(files, tmp_dir, json, &has_json, e);
         if (rc == QTX_OK && has_bin != has_json)
             rc = qtx_fail(e, QTX_ERR_RUNTIME,

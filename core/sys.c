@@ -1,6 +1,7 @@
 /* sys.c: clock, cores, directories. */
 #include "sys.h"
 
+#include <sched.h> /* sched_getaffinity (the build defines _GNU_SOURCE) */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,14 @@ double qtx_now_s(void) {
 int qtx_n_cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+int qtx_n_cpus_allowed(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set)) return qtx_n_cores();
+    const int n = CPU_COUNT(&set);
+    return n > 0 ? n : 1;
 }
 
 int qtx_make_dirs(const char *path, qtx_err *e) {

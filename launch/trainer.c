@@ -39,11 +39,21 @@
 #include "schedule.h"
 #include "sys.h"
 
+/* device.threads, or the node's cores over its ranks; never more than the CPUs this rank
+ * may use (mpirun binds each rank to one core unless told otherwise). */
 static int threads_for_rank(const qtx_config *cfg) {
-    if (cfg->device.threads > 0) return cfg->device.threads;
+    const int allowed = qtx_n_cpus_allowed();
+    if (cfg->device.threads > 0) {
+        if (cfg->device.threads > allowed)
+            qtx_log_warn("device.threads = %d but this rank may run on %d CPU(s) only; launch "
+                         "with mpirun --bind-to none (or --map-by slot:PE=%d)",
+                         cfg->device.threads, allowed, cfg->device.threads);
+        return cfg->device.threads;
+    }
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     int ranks = local ? atoi(local) : 1;
     int t = qtx_n_cores() / (ranks > 0 ? ranks : 1);
+    if (t > allowed) t = allowed;
     return t > 0 ? t : 1;
 }
 
@@ -314,7 +324,9 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
     int start_step = 0, skips = 0;
     if (from[0]) { /* a checkpoint replaces the initial weights, moments and data position */
         qtx_ckpt_resume res;
+        const double t_load = qtx_now_s();
         if ((rc = qtx_ckpt_load(&r.eng, from, &res, e))) goto out_settings;
+        const double load_s = qtx_now_s() - t_load;
         const char *hash = qtx_loader_tokenizer_hash(r.train);
         if (res.tokenizer_hash[0] && hash[0] && strcmp(res.tokenizer_hash, hash))
             rc = qtx_fail(e, QTX_ERR_INPUT,
@@ -329,6 +341,11 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
             qtx_log_info("resumed from %s at step %d (epoch %llu, sample %llu of the epoch)", from,
                          start_step, (unsigned long long)res.loader.epoch,
                          (unsigned long long)res.loader.cursor);
+            int64_t read = res.bytes_read;
+            qtx_comm_allreduce(r.world, &read, 1, QTX_I64, QTX_SUM);
+            const double mb = (double)read / 1e6;
+            qtx_log_info("checkpoint loaded: %.1f MB read by %d ranks in %.2f s (%.2f GB/s)", mb,
+                         r.grid.world_size, load_s, mb / 1e3 / (load_s > 0 ? load_s : 1e-9));
             log_changes(cJSON_GetObjectItemCaseSensitive(res.meta, "settings"), settings);
         }
         cJSON_Delete(res.meta);

@@ -118,7 +118,7 @@ damage() { # damage NAME ACTION EXPECT
 damage "a flipped byte in a data file" "flip c/rank_00000.bin 0.5" "rank_00000.bin: CRC mismatch in piece"
 damage "a flipped byte in an index" "flip c/rank_00000.json 0.5" "rank_00000.json: CRC mismatch"
 damage "a flipped byte in the manifest" "flip c/manifest.json 0.5" "manifest.json: CRC mismatch"
-damage "a flipped byte in the manifest's CRC" "flip c/manifest.crc32 0" "manifest.json: CRC mismatch"
+damage "a wrong digit in the manifest's CRC" "sed -i 's/^[^0]/0/; t; s/^0/1/' c/manifest.crc32" "manifest.json: CRC mismatch"
 damage "a flipped byte in the tokenizer copy" "flip c/tokenizer.json 0.5" "tokenizer.json: CRC mismatch"
 damage "a truncated data file" "truncate -s 1000 c/rank_00000.bin" "rank_00000.bin is 1000 bytes, the manifest says"
 damage "a deleted index" "rm c/rank_00000.json" "rank_00000.json is missing: the checkpoint is incomplete"
