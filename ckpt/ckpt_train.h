@@ -41,7 +41,7 @@ typedef struct qtx_ckpt_resume {
     int skips;
     char tokenizer_hash[80];
     int64_t bytes_read; /* by this rank: parameters and moments */
-    cJSON *meta; /* the manifest, owned: cJSON_Delete it */
+    cJSON *meta;        /* the manifest, owned: cJSON_Delete it */
 } qtx_ckpt_resume;
 
 /* Collective: loads step dir `dir` into the engine (parameters, and the moments of the
