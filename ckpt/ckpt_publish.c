@@ -248,6 +248,14 @@ int qtx_ckpt_resolve(const char *what, const char *ckpt_root, char *out, size_t 
                             "checkpoint 'latest' needs a checkpoint root; pass a step directory");
         return from_latest(ckpt_root, out, n, e);
     }
+    /* ROOT/latest itself: what it names */
+    const size_t wl = strlen(what);
+    if (wl >= 8 && !strcmp(what + wl - 7, "/" CKPT_LATEST) && exists(what) && !is_dir(what) &&
+        wl - 7 < sizeof path) {
+        memcpy(path, what, wl - 7);
+        path[wl - 7] = '\0';
+        return from_latest(path, out, n, e);
+    }
     if (!is_dir(what))
         return qtx_fail(e, QTX_ERR_INPUT,
                         "checkpoint %s: no such directory; pass a step directory (e.g. "

@@ -8,5 +8,8 @@ int qtx_cmd_tokenizer(int argc, char **argv);
 int qtx_cmd_prep(int argc, char **argv);
 int qtx_cmd_config(int argc, char **argv);
 int qtx_cmd_ckpt(int argc, char **argv);
+int qtx_cmd_export(int argc, char **argv);
+int qtx_cmd_generate(int argc, char **argv);
+int qtx_cmd_eval(int argc, char **argv);
 
 #endif

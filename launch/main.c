@@ -15,7 +15,10 @@ static const subcommand SUBCOMMANDS[] = {
     {"tokenizer", qtx_cmd_tokenizer, "train, encode or decode with a byte-level BPE tokenizer"},
     {"prep", qtx_cmd_prep, "tokenize text into HDF5 token shards"},
     {"config", qtx_cmd_config, "print the config reference (docs/CONFIG.md)"},
-    {"ckpt", qtx_cmd_ckpt, "inspect or verify a checkpoint: ckpt info|verify PATH"},
+    {"ckpt", qtx_cmd_ckpt, "inspect, verify or compare checkpoints: ckpt info|verify|diff"},
+    {"export", qtx_cmd_export, "write a checkpoint as GGUF for llama.cpp (f32, f16, q8_0, q4_0)"},
+    {"generate", qtx_cmd_generate, "generate text from a GGUF file or a checkpoint"},
+    {"eval", qtx_cmd_eval, "loss and perplexity of a model on validation shards"},
 };
 #define N_SUBCOMMANDS (int)(sizeof SUBCOMMANDS / sizeof SUBCOMMANDS[0])
 

@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   libpcre2-dev                # GPT-2 pre-tokenizer regex
   libcjson-dev                # tokenizer.json, manifests
   bible-kjv                   # the embedded default corpus: King James Bible (docs/DATA.md)
+  gcc-aarch64-linux-gnu qemu-user  # NEON kernels are tested under qemu
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -28,8 +29,8 @@ fi
 
 # Python packages for the tests that compare against reference implementations.
 PY=${PYTHON:-python3}
-"$PY" -m pip install --quiet --disable-pip-version-check tokenizers==0.20.3 numpy 2>/dev/null ||
-  "$PY" -m pip install --quiet --disable-pip-version-check --break-system-packages tokenizers==0.20.3 numpy
+"$PY" -m pip install --quiet --disable-pip-version-check tokenizers==0.20.3 numpy gguf 2>/dev/null ||
+  "$PY" -m pip install --quiet --disable-pip-version-check --break-system-packages tokenizers==0.20.3 numpy gguf
 
 BUILD_TYPE=${BUILD_TYPE:-Release}
 BUILD_DIR=${BUILD_DIR:-build}

@@ -1,0 +1,367 @@
+/* quant.c: quantized tensor formats (core/quant.h): the traits table, IEEE half precision,
+ * ggml's reference quantize / dequantize, the choice of kernels per instruction set at run
+ * time, and qtx_qmatmul. The kernels themselves live in quant_generic.c (which defines the
+ * results) and quant_avx2.c, quant_avx512.c, quant_neon.c.
+ *
+ * The q4_0 reference must not have x * id + 8.5f contracted into one fma (ggml rounds the
+ * product first, and the truncation that follows can tell): GCC contracts across statements
+ * in its GNU modes (-std=gnu17, the default without -std), so the function says so itself.
+ */
+#include "quant.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "check.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+/* ---- the per-ISA tables (defined in quant_<isa>.c) ---- */
+
+extern const qtx_quant_kernels qtx_quant_kernels_generic;
+void qtx_dot_f32_generic(int64_t n, float *s, const void *w, const void *x);
+void qtx_dot_f16_generic(int64_t n, float *s, const void *w, const void *x);
+#if defined(__x86_64__) || defined(_M_X64)
+#define QTX_QUANT_X86 1
+extern const qtx_quant_kernels qtx_quant_kernels_avx2;
+extern const qtx_quant_kernels qtx_quant_kernels_avx512;
+extern const qtx_quant_kernels qtx_quant_kernels_avx512_vnni;
+void qtx_dot_f32_avx2(int64_t n, float *s, const void *w, const void *x);
+void qtx_dot_f16_avx2(int64_t n, float *s, const void *w, const void *x);
+void qtx_dot_f32_avx512(int64_t n, float *s, const void *w, const void *x);
+void qtx_dot_f16_avx512(int64_t n, float *s, const void *w, const void *x);
+#endif
+#if defined(__aarch64__)
+extern const qtx_quant_kernels qtx_quant_kernels_neon;
+void qtx_dot_f32_neon(int64_t n, float *s, const void *w, const void *x);
+void qtx_dot_f16_neon(int64_t n, float *s, const void *w, const void *x);
+#endif
+
+typedef struct isa_impl {
+    const qtx_quant_kernels *k; /* NULL: not compiled into this build */
+    qtx_vec_dot_fn dot_f32;     /* f32 weights, f32 activations */
+    qtx_vec_dot_fn dot_f16;     /* f16 weights, f32 activations */
+} isa_impl;
+
+static const isa_impl g_impl[QTX_ISA_COUNT] = {
+    [QTX_ISA_GENERIC] = {&qtx_quant_kernels_generic, qtx_dot_f32_generic, qtx_dot_f16_generic},
+#ifdef QTX_QUANT_X86
+    [QTX_ISA_AVX2] = {&qtx_quant_kernels_avx2, qtx_dot_f32_avx2, qtx_dot_f16_avx2},
+    [QTX_ISA_AVX512] = {&qtx_quant_kernels_avx512, qtx_dot_f32_avx512, qtx_dot_f16_avx512},
+    [QTX_ISA_AVX512_VNNI] = {&qtx_quant_kernels_avx512_vnni, qtx_dot_f32_avx512,
+                             qtx_dot_f16_avx512},
+#endif
+#if defined(__aarch64__)
+    [QTX_ISA_NEON] = {&qtx_quant_kernels_neon, qtx_dot_f32_neon, qtx_dot_f16_neon},
+#endif
+};
+
+static const char *const g_isa_names[QTX_ISA_COUNT] = {"generic", "avx2", "avx512", "avx512-vnni",
+                                                       "neon"};
+
+const char *qtx_isa_name(qtx_isa isa) {
+    return (unsigned)isa < QTX_ISA_COUNT ? g_isa_names[isa] : "unknown";
+}
+
+#ifdef QTX_QUANT_X86
+/* clang's __builtin_cpu_supports does not know "f16c"; the OS side is AVX's, which the avx2
+ * check covers. */
+static int cpu_has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
+/* Whether this CPU (and its OS, which must save the wider registers) runs isa. */
+static int cpu_has(qtx_isa isa) {
+    switch (isa) {
+    case QTX_ISA_GENERIC:
+        return 1;
+#ifdef QTX_QUANT_X86
+    case QTX_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+    case QTX_ISA_AVX512:
+        return cpu_has(QTX_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    case QTX_ISA_AVX512_VNNI:
+        return cpu_has(QTX_ISA_AVX512) && __builtin_cpu_supports("avx512vnni");
+#endif
+#if defined(__aarch64__)
+    case QTX_ISA_NEON: {
+#if defined(__linux__)
+        unsigned long hw = getauxval(AT_HWCAP);
+        int ok = (hw & HWCAP_ASIMD) != 0;
+#if defined(__ARM_FEATURE_DOTPROD)
+        ok = ok && (hw & HWCAP_ASIMDDP) != 0; /* the kernels were compiled with sdot */
+#endif
+        return ok;
+#else
+        return 1;
+#endif
+    }
+#endif
+    default:
+        return 0;
+    }
+}
+
+const qtx_quant_kernels *qtx_quant_kernels_for(qtx_isa isa) {
+    if ((unsigned)isa >= QTX_ISA_COUNT || !g_impl[isa].k) return NULL;
+    return cpu_has(isa) ? g_impl[isa].k : NULL;
+}
+
+const qtx_quant_kernels *qtx_quant_kernels_best(void) {
+    static _Atomic(const qtx_quant_kernels *) best;
+    const qtx_quant_kernels *k = atomic_load_explicit(&best, memory_order_acquire);
+    if (k) return k;
+    for (int i = QTX_ISA_COUNT - 1; i >= 0 && !k; i--) k = qtx_quant_kernels_for((qtx_isa)i);
+    atomic_store_explicit(&best, k, memory_order_release);
+    return k;
+}
+
+/* ---- IEEE half precision ---- */
+
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+qtx_f16 qtx_f32_to_f16(float f) {
+    const uint32_t x = f32_bits(f);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    const uint32_t ax = x & 0x7FFFFFFFu;
+    if (ax >= 0x7F800000u) /* inf, or NaN: quiet, the top payload bits kept (as F16C does) */
+        return (qtx_f16)(sign | (ax > 0x7F800000u ? 0x7E00u | ((ax >> 13) & 0x3FFu) : 0x7C00u));
+    if (ax >= 0x38800000u) {            /* >= 2^-14: a normal half unless it rounds past 65504 */
+        uint32_t r = ax - 0x38000000u;  /* rebias the exponent: 127 -> 15 */
+        r += 0x0FFFu + ((r >> 13) & 1); /* round the 23-bit mantissa to 10, ties to even */
+        r >>= 13;
+        return (qtx_f16)(sign | (r >= 0x7C00u ? 0x7C00u : r));
+    }
+    /* a subnormal half (units of 2^-24) or zero */
+    const uint32_t e = ax >> 23;
+    if (e < 102) return (qtx_f16)sign; /* below 2^-25: rounds to zero */
+    const uint32_t m = (ax & 0x7FFFFFu) | 0x800000u;
+    const uint32_t shift = 126 - e; /* value = m 2^(e - 150) = (m >> shift) 2^-24 */
+    uint32_t q = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1))) q++; /* may carry into the smallest normal */
+    return (qtx_f16)(sign | q);
+}
+
+float qtx_f16_to_f32(qtx_f16 h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t e = (h >> 10) & 0x1Fu;
+    uint32_t m = h & 0x3FFu;
+    if (e == 0x1F) return bits_f32(sign | 0x7F800000u | (m << 13));
+    if (e) return bits_f32(sign | ((e + 112) << 23) | (m << 13));
+    if (!m) return bits_f32(sign);
+    uint32_t ef = 113; /* subnormal: normalise m 2^-24 */
+    while (!(m & 0x400u)) {
+        m <<= 1;
+        ef--;
+    }
+    return bits_f32(sign | (ef << 23) | ((m & 0x3FFu) << 13));
+}
+
+/* ---- reference conversions (ggml-quants.c) ---- */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_FP_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define NO_FP_CONTRACT /* clang contracts within one expression only */
+#endif
+
+void qtx_quantize_row_q8_0_ref(const float *x, void *vy, int64_t n) {
+    QTX_CHECK(n % QTX_QK == 0, "q8_0 row of %lld values is not a multiple of 32", (long long)n);
+    qtx_block_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / QTX_QK; i++) {
+        const float *xb = x + i * QTX_QK;
+        float amax = 0.0f;
+        for (int j = 0; j < QTX_QK; j++) {
+            const float v = fabsf(xb[j]);
+            amax = amax > v ? amax : v;
+        }
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qtx_f32_to_f16(d);
+        for (int j = 0; j < QTX_QK; j++) y[i].qs[j] = (int8_t)roundf(xb[j] * id);
+    }
+}
+
+NO_FP_CONTRACT void qtx_quantize_row_q4_0_ref(const float *x, void *vy, int64_t n) {
+    QTX_CHECK(n % QTX_QK == 0, "q4_0 row of %lld values is not a multiple of 32", (long long)n);
+    qtx_block_q4_0 *y = vy;
+    for (int64_t i = 0; i < n / QTX_QK; i++) {
+        const float *xb = x + i * QTX_QK;
+        float amax = 0.0f, max = 0.0f; /* the value of largest magnitude, with its sign */
+        for (int j = 0; j < QTX_QK; j++) {
+            const float v = xb[j];
+            if (amax < fabsf(v)) {
+                amax = fabsf(v);
+                max = v;
+            }
+        }
+        const float d = max / -8;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qtx_f32_to_f16(d);
+        for (int j = 0; j < QTX_QK / 2; j++) {
+            const float x0 = xb[j] * id, x1 = xb[j + QTX_QK / 2] * id;
+            const int8_t i0 = (int8_t)(x0 + 8.5f), i1 = (int8_t)(x1 + 8.5f);
+            const uint8_t q0 = (uint8_t)(i0 < 15 ? i0 : 15), q1 = (uint8_t)(i1 < 15 ? i1 : 15);
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void qtx_dequantize_row_q8_0(const void *vx, float *y, int64_t n) {
+    QTX_CHECK(n % QTX_QK == 0, "q8_0 row of %lld values is not a multiple of 32", (long long)n);
+    const qtx_block_q8_0 *x = vx;
+    for (int64_t i = 0; i < n / QTX_QK; i++) {
+        const float d = qtx_f16_to_f32(x[i].d);
+        for (int j = 0; j < QTX_QK; j++) y[i * QTX_QK + j] = (float)x[i].qs[j] * d;
+    }
+}
+
+void qtx_dequantize_row_q4_0(const void *vx, float *y, int64_t n) {
+    QTX_CHECK(n % QTX_QK == 0, "q4_0 row of %lld values is not a multiple of 32", (long long)n);
+    const qtx_block_q4_0 *x = vx;
+    for (int64_t i = 0; i < n / QTX_QK; i++) {
+        const float d = qtx_f16_to_f32(x[i].d);
+        for (int j = 0; j < QTX_QK / 2; j++) {
+            y[i * QTX_QK + j] = (float)((x[i].qs[j] & 0x0F) - 8) * d;
+            y[i * QTX_QK + j + QTX_QK / 2] = (float)((x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static void row_f32_copy(const float *x, void *y, int64_t n) {
+    memcpy(y, x, (size_t)n * sizeof(float));
+}
+
+static void row_f32_uncopy(const void *x, float *y, int64_t n) {
+    memcpy(y, x, (size_t)n * sizeof(float));
+}
+
+static void row_f32_to_f16(const float *x, void *vy, int64_t n) {
+    qtx_f16 *y = vy;
+    for (int64_t i = 0; i < n; i++) y[i] = qtx_f32_to_f16(x[i]);
+}
+
+static void row_f16_to_f32(const void *vx, float *y, int64_t n) {
+    const qtx_f16 *x = vx;
+    for (int64_t i = 0; i < n; i++) y[i] = qtx_f16_to_f32(x[i]);
+}
+
+/* ---- traits ---- */
+
+static const qtx_qtype_traits g_traits[] = {
+    {"f32", QTX_Q_F32, 1, sizeof(float), 0, QTX_Q_F32, row_f32_copy, row_f32_uncopy},
+    {"f16", QTX_Q_F16, 1, sizeof(qtx_f16), 0, QTX_Q_F32, row_f32_to_f16, row_f16_to_f32},
+    {"q4_0", QTX_Q_Q4_0, QTX_QK, sizeof(qtx_block_q4_0), 1, QTX_Q_Q8_0, qtx_quantize_row_q4_0_ref,
+     qtx_dequantize_row_q4_0},
+    {"q8_0", QTX_Q_Q8_0, QTX_QK, sizeof(qtx_block_q8_0), 1, QTX_Q_Q8_0, qtx_quantize_row_q8_0_ref,
+     qtx_dequantize_row_q8_0},
+};
+
+_Static_assert(sizeof(qtx_block_q8_0) == 34, "q8_0 blocks are 34 bytes (ggml's block_q8_0)");
+_Static_assert(sizeof(qtx_block_q4_0) == 18, "q4_0 blocks are 18 bytes (ggml's block_q4_0)");
+
+const qtx_qtype_traits *qtx_qtype_get(qtx_qtype t) {
+    for (size_t i = 0; i < sizeof g_traits / sizeof g_traits[0]; i++)
+        if (g_traits[i].type == t) return &g_traits[i];
+    return NULL;
+}
+
+/* The traits of t; an unsupported id is a broken invariant here (readers check ids first). */
+static const qtx_qtype_traits *traits_of(qtx_qtype t, const char *where) {
+    const qtx_qtype_traits *tr = qtx_qtype_get(t);
+    QTX_CHECK(tr, "%s: unsupported tensor type id %d", where, (int)t);
+    return tr;
+}
+
+size_t qtx_qtype_row_bytes(qtx_qtype t, int64_t n) {
+    const qtx_qtype_traits *tr = traits_of(t, "qtx_qtype_row_bytes");
+    QTX_CHECK(n >= 0 && n % tr->block_size == 0, "%s row of %lld values is not a multiple of %lld",
+              tr->name, (long long)n, (long long)tr->block_size);
+    return (size_t)(n / tr->block_size) * tr->block_bytes;
+}
+
+/* ---- matrix products ---- */
+
+size_t qtx_qmatmul_scratch_bytes(qtx_qtype wt, int64_t n, int64_t m) {
+    const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul_scratch_bytes");
+    if (tr->dot_type == QTX_Q_F32) return 0; /* activations are used as they are */
+    return (size_t)m * qtx_qtype_row_bytes(tr->dot_type, n);
+}
+
+#define QMM_TILE 8 /* rows of W per task: a tile stays in cache while it meets every x row */
+
+void qtx_qmatmul_with(const qtx_quant_kernels *k, qtx_qtype wt, const void *W, int64_t rows,
+                      int64_t n, const float *X, int64_t m, float *Y, void *scratch) {
+    if (!k) k = qtx_quant_kernels_best();
+    QTX_CHECK((unsigned)k->isa < QTX_ISA_COUNT && g_impl[k->isa].k == k,
+              "qtx_qmatmul: unknown kernel table");
+    const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul");
+    QTX_CHECK(rows >= 0 && m >= 0 && n >= 0 && n % tr->block_size == 0,
+              "qtx_qmatmul: %s weights need n %% %lld == 0 (n = %lld)", tr->name,
+              (long long)tr->block_size, (long long)n);
+    const size_t w_row = qtx_qtype_row_bytes(wt, n);
+    qtx_vec_dot_fn dot;
+    const char *xa;
+    size_t x_row;
+    switch (wt) {
+    case QTX_Q_F32:
+    case QTX_Q_F16:
+        dot = wt == QTX_Q_F32 ? g_impl[k->isa].dot_f32 : g_impl[k->isa].dot_f16;
+        xa = (const char *)X;
+        x_row = (size_t)n * sizeof(float);
+        break;
+    case QTX_Q_Q8_0:
+    case QTX_Q_Q4_0:
+        dot = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
+        x_row = qtx_qtype_row_bytes(QTX_Q_Q8_0, n);
+        QTX_CHECK(scratch || m == 0 || n == 0, "qtx_qmatmul: %s weights need scratch", tr->name);
+#pragma omp parallel for schedule(static) if (m > 1 && m * n >= 65536)
+        for (int64_t i = 0; i < m; i++)
+            k->quantize_row_q8_0(X + i * n, (char *)scratch + (size_t)i * x_row, n);
+        xa = scratch;
+        break;
+    default:
+        QTX_CHECK(0, "qtx_qmatmul: unsupported weight type %s", tr->name);
+    }
+    const char *w = W;
+    const int64_t n_tiles = (rows + QMM_TILE - 1) / QMM_TILE;
+#pragma omp parallel for schedule(static) if (rows * n * m >= 65536)
+    for (int64_t t = 0; t < n_tiles; t++) {
+        const int64_t r0 = t * QMM_TILE, r1 = r0 + QMM_TILE < rows ? r0 + QMM_TILE : rows;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t r = r0; r < r1; r++)
+                dot(n, &Y[i * rows + r], w + (size_t)r * w_row, xa + (size_t)i * x_row);
+    }
+}
+
+void qtx_qmatmul(qtx_qtype wt, const void *W, int64_t rows, int64_t n, const float *X, int64_t m,
+                 float *Y, void *scratch) {
+    qtx_qmatmul_with(NULL, wt, W, rows, n, X, m, Y, scratch);
+}

@@ -1,0 +1,121 @@
+/* quant.h: quantized tensor formats and their kernels, ggml-compatible.
+ *
+ * One traits table per format (name, block size, bytes per block, reference quantize and
+ * dequantize, the format activations are quantized to for a dot product, and the dot
+ * product), like ggml's type_traits, instead of switch chains. Block layouts are bit-for-bit
+ * ggml's, so the same bytes go into GGUF files llama.cpp reads:
+ *   q8_0: 32 values = f16 scale d, then 32 int8 q;               x = d q
+ *   q4_0: 32 values = f16 scale d, then 16 bytes of nibbles;      x = d (q - 8)
+ *         byte j holds value j in its low nibble and value j + 16 in its high nibble.
+ * Dot products of q8_0 / q4_0 weights run on q8_0 activations in integer arithmetic: per
+ * block an exact int32 sum of products, scaled by d_w d_x and accumulated in float. The
+ * generic C path defines the results; AVX2, AVX-512 (with VNNI where present) and NEON
+ * paths are chosen at run time and give the same per-block integer sums.
+ */
+#ifndef QTX_QUANT_H
+#define QTX_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml's type ids, as stored in GGUF. */
+typedef enum qtx_qtype {
+    QTX_Q_F32 = 0,
+    QTX_Q_F16 = 1,
+    QTX_Q_Q4_0 = 2,
+    QTX_Q_Q8_0 = 8,
+} qtx_qtype;
+
+#define QTX_QK 32 /* values per q8_0 / q4_0 block */
+
+typedef uint16_t qtx_f16;
+
+typedef struct qtx_block_q8_0 {
+    qtx_f16 d;
+    int8_t qs[QTX_QK];
+} qtx_block_q8_0; /* 34 bytes */
+
+typedef struct qtx_block_q4_0 {
+    qtx_f16 d;
+    uint8_t qs[QTX_QK / 2];
+} qtx_block_q4_0; /* 18 bytes */
+
+/* IEEE half precision, round to nearest even (what ggml's F16C path and numpy do). */
+qtx_f16 qtx_f32_to_f16(float f);
+float qtx_f16_to_f32(qtx_f16 h);
+
+typedef enum qtx_isa {
+    QTX_ISA_GENERIC = 0,
+    QTX_ISA_AVX2,
+    QTX_ISA_AVX512,      /* AVX-512 F + BW */
+    QTX_ISA_AVX512_VNNI, /* ... + VNNI (vpdpbusd) */
+    QTX_ISA_NEON,        /* aarch64 NEON (+ dotprod where present) */
+    QTX_ISA_COUNT
+} qtx_isa;
+
+/* Dot products of one weight row with one activation row of n values (n % 32 == 0). */
+typedef void (*qtx_vec_dot_fn)(int64_t n, float *s, const void *w, const void *x);
+/* The exact int32 sum of products of each block pair (nb blocks): what every ISA agrees on
+ * bit for bit. */
+typedef void (*qtx_dot_blocks_fn)(int64_t nb, int32_t *isum, const void *w, const void *x);
+
+typedef struct qtx_qtype_traits {
+    const char *name; /* "f32", "f16", "q4_0", "q8_0" */
+    qtx_qtype type;
+    int64_t block_size; /* values per block (1 for f32 / f16) */
+    size_t block_bytes; /* bytes per block */
+    int is_quantized;   /* q4_0, q8_0 */
+    qtx_qtype dot_type; /* the format activations take for vec_dot */
+    /* Reference conversions, bit-compatible with ggml's *_ref functions. */
+    void (*quantize_row)(const float *x, void *y, int64_t n);
+    void (*dequantize_row)(const void *x, float *y, int64_t n);
+} qtx_qtype_traits;
+
+/* NULL for a type id this build does not support. */
+const qtx_qtype_traits *qtx_qtype_get(qtx_qtype t);
+/* Bytes of a row of n values (n a multiple of the block size). */
+size_t qtx_qtype_row_bytes(qtx_qtype t, int64_t n);
+
+/* The kernels of one instruction set. */
+typedef struct qtx_quant_kernels {
+    qtx_isa isa;
+    const char *name; /* "generic", "avx2", "avx512", "avx512-vnni", "neon" */
+    void (*quantize_row_q8_0)(const float *x, void *y, int64_t n); /* activations */
+    qtx_vec_dot_fn dot_q8_0_q8_0;
+    qtx_vec_dot_fn dot_q4_0_q8_0;
+    qtx_dot_blocks_fn blocks_q8_0_q8_0;
+    qtx_dot_blocks_fn blocks_q4_0_q8_0;
+} qtx_quant_kernels;
+
+/* The kernels for isa, or NULL when this build or this CPU lacks it. */
+const qtx_quant_kernels *qtx_quant_kernels_for(qtx_isa isa);
+/* The best the CPU runs (decided once, on first call). */
+const qtx_quant_kernels *qtx_quant_kernels_best(void);
+
+/* Y[m, rows] = X[m, n] W^T for W [rows, n] of type wt (f32, f16, q8_0 or q4_0): X is
+ * converted to W's dot type once, then rows are split over the OpenMP threads. m = 1 is a
+ * matrix-vector product (decode); m > 1 a batch (prompt). scratch holds
+ * qtx_qmatmul_scratch_bytes(wt, n, m) bytes. */
+void qtx_qmatmul(qtx_qtype wt, const void *W, int64_t rows, int64_t n, const float *X, int64_t m,
+                 float *Y, void *scratch);
+size_t qtx_qmatmul_scratch_bytes(qtx_qtype wt, int64_t n, int64_t m);
+
+/* ---- Additions (core/quant.c) ---- */
+
+/* The reference conversions the traits point at: ggml's quantize_row_*_ref and
+ * dequantize_row_*, bit for bit (n % 32 == 0). */
+void qtx_quantize_row_q8_0_ref(const float *x, void *y, int64_t n);
+void qtx_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
+void qtx_dequantize_row_q8_0(const void *x, float *y, int64_t n);
+void qtx_dequantize_row_q4_0(const void *x, float *y, int64_t n);
+
+/* "generic", "avx2", ... for any isa < QTX_ISA_COUNT, also one this build or CPU lacks. */
+const char *qtx_isa_name(qtx_isa isa);
+
+/* qtx_qmatmul with the kernels of one instruction set (k from qtx_quant_kernels_for; NULL
+ * means qtx_quant_kernels_best()), for tests and benchmarks. f32 / f16 weights use that
+ * ISA's float dot products. */
+void qtx_qmatmul_with(const qtx_quant_kernels *k, qtx_qtype wt, const void *W, int64_t rows,
+                      int64_t n, const float *X, int64_t m, float *Y, void *scratch);
+
+#endif

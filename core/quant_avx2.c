@@ -1,0 +1,188 @@
+/* quant_avx2.c: the AVX2 (+ FMA, F16C) kernels of core/quant.h, chosen at run time.
+ *
+ * Compiled on any x86-64 build (each function carries its target), empty elsewhere. Every
+ * block sum is exact over the whole int8 range (no maddubs sign trick, which is wrong for
+ * -128): q8_0 x q8_0 widens to int16 and uses vpmaddwd; q4_0 x q8_0 multiplies the unsigned
+ * nibbles with vpmaddubsw and subtracts 8 sum(x). Eight blocks' sums are gathered into one
+ * vector with horizontal adds, converted and scaled once per block, as the generic code does.
+ * The activation quantizer rounds half away from zero, like roundf in the reference.
+ */
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include <immintrin.h>
+
+#include "quant.h"
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* Eight int32 lanes whose sum is the block's exact sum of products. */
+static inline AVX2 __m256i part_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
+    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->qs));
+    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w->qs + 16)));
+    const __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->qs));
+    const __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x->qs + 16)));
+    return _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
+}
+
+static inline AVX2 __m256i part_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
+    /* low lane: values 0..15 (low nibbles), high lane: values 16..31 (high nibbles) */
+    const __m256i q4 =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i p = _mm256_maddubs_epi16(q4, y);                  /* |pair| <= 3840 */
+    const __m256i c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), y); /* |pair| <= 2048 */
+    return _mm256_madd_epi16(_mm256_sub_epi16(p, c), _mm256_set1_epi16(1));
+}
+
+static inline AVX2 int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline AVX2 float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Lane k of the result = the sum of the lanes of pk. */
+static inline AVX2 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i p4,
+                                   __m256i p5, __m256i p6, __m256i p7) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+#define SUMS8(PART, w, x)                                                                          \
+    reduce8(PART(w, x), PART((w) + 1, (x) + 1), PART((w) + 2, (x) + 2), PART((w) + 3, (x) + 3),    \
+            PART((w) + 4, (x) + 4), PART((w) + 5, (x) + 5), PART((w) + 6, (x) + 6),                \
+            PART((w) + 7, (x) + 7))
+
+/* The f16 scales of blocks p[0..7] as floats. */
+#define SCALES8(p)                                                                                 \
+    _mm256_cvtph_ps(_mm_setr_epi16((short)(p)[0].d, (short)(p)[1].d, (short)(p)[2].d,              \
+                                   (short)(p)[3].d, (short)(p)[4].d, (short)(p)[5].d,              \
+                                   (short)(p)[6].d, (short)(p)[7].d))
+
+#define DEFINE_KERNELS(NAME, WT, PART)                                                             \
+    static AVX2 void blocks_##NAME(int64_t nb, int32_t *isum, const void *vw, const void *vx) {    \
+        const WT *w = vw;                                                                          \
+        const qtx_block_q8_0 *x = vx;                                                              \
+        int64_t b = 0;                                                                             \
+        for (; b + 8 <= nb; b += 8)                                                                \
+            _mm256_storeu_si256((__m256i *)(isum + b), SUMS8(PART, w + b, x + b));                 \
+        for (; b < nb; b++) isum[b] = hsum_i32(PART(w + b, x + b));                                \
+    }                                                                                              \
+    static AVX2 void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
+        const WT *w = vw;                                                                          \
+        const qtx_block_q8_0 *x = vx;                                                              \
+        const int64_t nb = n / QTX_QK;                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                          \
+        int64_t b = 0;                                                                             \
+        for (; b + 8 <= nb; b += 8) {                                                              \
+            const __m256 d = _mm256_mul_ps(SCALES8(w + b), SCALES8(x + b));                        \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SUMS8(PART, w + b, x + b)), d, acc);          \
+        }                                                                                          \
+        float sum = hsum_ps(acc);                                                                  \
+        for (; b < nb; b++)                                                                        \
+            sum += (float)hsum_i32(PART(w + b, x + b)) * (_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));  \
+        *s = sum;                                                                                  \
+    }
+
+DEFINE_KERNELS(q8_0_q8_0, qtx_block_q8_0, part_q8_0_q8_0)
+DEFINE_KERNELS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
+
+/* Eight values of x * id rounded half away from zero (roundf), as int32. */
+static inline AVX2 __m256i round_away(__m256 p) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(p, t)); /* exact */
+    const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(sign, p));
+    const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, up));
+}
+
+/* Same bytes as qtx_quantize_row_q8_0_ref. */
+static AVX2 void quantize_row_q8_0(const float *x, void *vy, int64_t n) {
+    qtx_block_q8_0 *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QTX_QK; i++) {
+        const float *xb = x + i * QTX_QK;
+        const __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        const __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        const __m256 m =
+            _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                          _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qtx_f32_to_f16(d);
+        const __m256 vid = _mm256_set1_ps(id);
+        const __m256i q0 = round_away(_mm256_mul_ps(v0, vid));
+        const __m256i q1 = round_away(_mm256_mul_ps(v1, vid));
+        const __m256i q2 = round_away(_mm256_mul_ps(v2, vid));
+        const __m256i q3 = round_away(_mm256_mul_ps(v3, vid));
+        /* packs work per 128-bit lane: dwords come out as q0 q1 q2 q3 (low halves), then the
+         * high halves; the permutation restores the order */
+        const __m256i q =
+            _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+        _mm256_storeu_si256((__m256i *)y[i].qs, _mm256_permutevar8x32_epi32(
+                                                    q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
+
+AVX2 void qtx_dot_f32_avx2(int64_t n, float *s, const void *vw, const void *vx) {
+    const float *w = vw, *x = vx;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += w[i] * x[i];
+    *s = sum;
+}
+
+AVX2 void qtx_dot_f16_avx2(int64_t n, float *s, const void *vw, const void *vx) {
+    const qtx_f16 *w = vw;
+    const float *x = vx;
+#define LOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(LOADH(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(LOADH(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(LOADH(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(LOADH(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOADH(w + i), _mm256_loadu_ps(x + i), a0);
+#undef LOADH
+    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) sum += _cvtsh_ss(w[i]) * x[i];
+    *s = sum;
+}
+
+const qtx_quant_kernels qtx_quant_kernels_avx2 = {
+    .isa = QTX_ISA_AVX2,
+    .name = "avx2",
+    .quantize_row_q8_0 = quantize_row_q8_0,
+    .dot_q8_0_q8_0 = dot_q8_0_q8_0,
+    .dot_q4_0_q8_0 = dot_q4_0_q8_0,
+    .blocks_q8_0_q8_0 = blocks_q8_0_q8_0,
+    .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
+};
+
+#endif

@@ -1,0 +1,261 @@
+/* quant_avx512.c: the AVX-512 kernels of core/quant.h (F + BW + VL, and a variant using VNNI's
+ * vpdpbusd where the CPU has it), chosen at run time.
+ *
+ * Compiled on any x86-64 build (each function carries its target), empty elsewhere. Two
+ * blocks share one 512-bit register; every block sum is exact over the whole int8 range:
+ *   q4_0 x q8_0: unsigned nibbles u times signed x, minus 8 sum(x)
+ *                (vpmaddubsw pairs, or vpdpbusd quads with VNNI)
+ *   q8_0 x q8_0: widened to int16 and vpmaddwd; with VNNI (w + 128) x minus 128 sum(x),
+ *                since vpdpbusd takes one unsigned operand.
+ * Eight blocks' sums are gathered into one vector, converted and scaled once per block. The
+ * activation quantizer gives the reference bytes (round half away from zero, like roundf).
+ */
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include <immintrin.h>
+
+#include "quant.h"
+
+#define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+/* ---- shared helpers (plain AVX2 encodings inside AVX-512 functions) ---- */
+
+static inline AVX512 int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline AVX512 float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Lane k of the result = the sum of the lanes of pk. */
+static inline AVX512 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i p4,
+                                     __m256i p5, __m256i p6, __m256i p7) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+/* Pair registers [block b (8 lanes) | block b + 1 (8 lanes)] of blocks b..b+7 -> their sums. */
+static inline AVX512 __m256i reduce_pairs(__m512i z0, __m512i z1, __m512i z2, __m512i z3) {
+#define LO(z) _mm512_castsi512_si256(z)
+#define HI(z) _mm512_extracti64x4_epi64(z, 1)
+    return reduce8(LO(z0), HI(z0), LO(z1), HI(z1), LO(z2), HI(z2), LO(z3), HI(z3));
+#undef LO
+#undef HI
+}
+
+#define SCALES8(p)                                                                                 \
+    _mm256_cvtph_ps(_mm_setr_epi16((short)(p)[0].d, (short)(p)[1].d, (short)(p)[2].d,              \
+                                   (short)(p)[3].d, (short)(p)[4].d, (short)(p)[5].d,              \
+                                   (short)(p)[6].d, (short)(p)[7].d))
+
+/* The 64 signed values of two q8_0 blocks. */
+static inline AVX512 __m512i load2_q8(const qtx_block_q8_0 *x) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[0].qs)),
+                              _mm256_loadu_si256((const __m256i *)x[1].qs), 1);
+}
+
+/* The 64 nibbles (0..15) of two q4_0 blocks, in value order. */
+static inline AVX512 __m512i load2_q4(const qtx_block_q4_0 *w) {
+    const __m256i raw = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)w[1].qs),
+                                         _mm_loadu_si128((const __m128i *)w[0].qs));
+    /* 128-bit lanes [w0 low, w1 low, w0 high, w1 high] -> [w0 low, w0 high, w1 low, w1 high] */
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
+    z = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+}
+
+/* Single blocks (the tail of a row), eight int32 lanes summing to the block's sum. */
+static inline AVX512 __m256i part1_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
+    const __m512i p =
+        _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)w->qs)),
+                          _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)x->qs)));
+    return _mm256_add_epi32(_mm512_castsi512_si256(p), _mm512_extracti64x4_epi64(p, 1));
+}
+
+static inline AVX512 __m256i part1_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
+    const __m256i q4 =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i p = _mm256_maddubs_epi16(q4, y);
+    const __m256i c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), y);
+    return _mm256_madd_epi16(_mm256_sub_epi16(p, c), _mm256_set1_epi16(1));
+}
+
+/* ---- AVX-512 F + BW ---- */
+
+static inline AVX512 __m512i pair_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(part1_q8_0_q8_0(w, x)),
+                              part1_q8_0_q8_0(w + 1, x + 1), 1);
+}
+
+static inline AVX512 __m512i pair_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
+    const __m512i q4 = load2_q4(w), y = load2_q8(x);
+    const __m512i p = _mm512_maddubs_epi16(q4, y);                  /* |pair| <= 3840 */
+    const __m512i c = _mm512_maddubs_epi16(_mm512_set1_epi8(8), y); /* |pair| <= 2048 */
+    return _mm512_madd_epi16(_mm512_sub_epi16(p, c), _mm512_set1_epi16(1));
+}
+
+/* ---- AVX-512 VNNI ---- */
+
+static inline VNNI __m512i pair_q8_0_q8_0_vnni(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
+    const __m512i k128 = _mm512_set1_epi8((char)0x80);
+    const __m512i u = _mm512_xor_si512(load2_q8(w), k128), y = load2_q8(x); /* u = w + 128 */
+    const __m512i z = _mm512_setzero_si512();
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, u, y), _mm512_dpbusd_epi32(z, k128, y));
+}
+
+static inline VNNI __m512i pair_q4_0_q8_0_vnni(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
+    const __m512i q4 = load2_q4(w), y = load2_q8(x), z = _mm512_setzero_si512();
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q4, y),
+                            _mm512_dpbusd_epi32(z, _mm512_set1_epi8(8), y));
+}
+
+static inline VNNI __m256i part1_q8_0_q8_0_vnni(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
+    const __m256i k128 = _mm256_set1_epi8((char)0x80), z = _mm256_setzero_si256();
+    const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)w->qs), k128);
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, u, y), _mm256_dpbusd_epi32(z, k128, y));
+}
+
+static inline VNNI __m256i part1_q4_0_q8_0_vnni(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
+    const __m256i q4 =
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs), z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q4, y),
+                            _mm256_dpbusd_epi32(z, _mm256_set1_epi8(8), y));
+}
+
+/* ---- the kernels, once per (ISA, format) ---- */
+
+#define SUMS8(PAIR, w, x)                                                                          \
+    reduce_pairs(PAIR(w, x), PAIR((w) + 2, (x) + 2), PAIR((w) + 4, (x) + 4), PAIR((w) + 6, (x) + 6))
+
+#define DEFINE_KERNELS(NAME, ATTR, WT, PAIR, PART1)                                                \
+    static ATTR void blocks_##NAME(int64_t nb, int32_t *isum, const void *vw, const void *vx) {    \
+        const WT *w = vw;                                                                          \
+        const qtx_block_q8_0 *x = vx;                                                              \
+        int64_t b = 0;                                                                             \
+        for (; b + 8 <= nb; b += 8)                                                                \
+            _mm256_storeu_si256((__m256i *)(isum + b), SUMS8(PAIR, w + b, x + b));                 \
+        for (; b < nb; b++) isum[b] = hsum_i32(PART1(w + b, x + b));                               \
+    }                                                                                              \
+    static ATTR void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
+        const WT *w = vw;                                                                          \
+        const qtx_block_q8_0 *x = vx;                                                              \
+        const int64_t nb = n / QTX_QK;                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                          \
+        int64_t b = 0;                                                                             \
+        for (; b + 8 <= nb; b += 8) {                                                              \
+            const __m256 d = _mm256_mul_ps(SCALES8(w + b), SCALES8(x + b));                        \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SUMS8(PAIR, w + b, x + b)), d, acc);          \
+        }                                                                                          \
+        float sum = hsum_ps(acc);                                                                  \
+        for (; b < nb; b++)                                                                        \
+            sum += (float)hsum_i32(PART1(w + b, x + b)) * (_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d)); \
+        *s = sum;                                                                                  \
+    }
+
+DEFINE_KERNELS(q8_0_q8_0, AVX512, qtx_block_q8_0, pair_q8_0_q8_0, part1_q8_0_q8_0)
+DEFINE_KERNELS(q4_0_q8_0, AVX512, qtx_block_q4_0, pair_q4_0_q8_0, part1_q4_0_q8_0)
+DEFINE_KERNELS(q8_0_q8_0_vnni, VNNI, qtx_block_q8_0, pair_q8_0_q8_0_vnni, part1_q8_0_q8_0_vnni)
+DEFINE_KERNELS(q4_0_q8_0_vnni, VNNI, qtx_block_q4_0, pair_q4_0_q8_0_vnni, part1_q4_0_q8_0_vnni)
+
+/* Sixteen values of x * id rounded half away from zero (roundf), as int8. */
+static inline AVX512 __m128i round_away_i8(__m512 p) {
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    const __m512 t = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(p, t)); /* exact */
+    const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(_mm512_set1_ps(1.0f)), _mm512_and_si512(_mm512_castps_si512(p), sign)));
+    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one)));
+}
+
+/* Same bytes as qtx_quantize_row_q8_0_ref. */
+static AVX512 void quantize_row_q8_0(const float *x, void *vy, int64_t n) {
+    qtx_block_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / QTX_QK; i++) {
+        const __m512 v0 = _mm512_loadu_ps(x + i * QTX_QK);
+        const __m512 v1 = _mm512_loadu_ps(x + i * QTX_QK + 16);
+        const float amax =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = qtx_f32_to_f16(d);
+        const __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)y[i].qs, round_away_i8(_mm512_mul_ps(v0, vid)));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16), round_away_i8(_mm512_mul_ps(v1, vid)));
+    }
+}
+
+AVX512 void qtx_dot_f32_avx512(int64_t n, float *s, const void *vw, const void *vx) {
+    const float *w = vw, *x = vx;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, w + i), _mm512_maskz_loadu_ps(k, x + i), a0);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+AVX512 void qtx_dot_f16_avx512(int64_t n, float *s, const void *vw, const void *vx) {
+    const qtx_f16 *w = vw;
+    const float *x = vx;
+#define LOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(LOADH(w + i), _mm512_loadu_ps(x + i), a0);
+        a1 = _mm512_fmadd_ps(LOADH(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+        a2 = _mm512_fmadd_ps(LOADH(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
+        a3 = _mm512_fmadd_ps(LOADH(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    }
+#undef LOADH
+    for (; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, w + i));
+        a0 = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(k, x + i), a0);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+const qtx_quant_kernels qtx_quant_kernels_avx512 = {
+    .isa = QTX_ISA_AVX512,
+    .name = "avx512",
+    .quantize_row_q8_0 = quantize_row_q8_0,
+    .dot_q8_0_q8_0 = dot_q8_0_q8_0,
+    .dot_q4_0_q8_0 = dot_q4_0_q8_0,
+    .blocks_q8_0_q8_0 = blocks_q8_0_q8_0,
+    .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
+};
+
+const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
+    .isa = QTX_ISA_AVX512_VNNI,
+    .name = "avx512-vnni",
+    .quantize_row_q8_0 = quantize_row_q8_0,
+    .dot_q8_0_q8_0 = dot_q8_0_q8_0_vnni,
+    .dot_q4_0_q8_0 = dot_q4_0_q8_0_vnni,
+    .blocks_q8_0_q8_0 = blocks_q8_0_q8_0_vnni,
+    .blocks_q4_0_q8_0 = blocks_q4_0_q8_0_vnni,
+};
+
+#endif

@@ -1,0 +1,88 @@
+/* quant_generic.c: the plain C kernels of core/quant.h. They define the results: every SIMD
+ * path gives the same per-block int32 sums and the same activation bytes, and its dot
+ * products differ from these only by the order of the float additions.
+ *
+ *   block sum  isum_b = sum_j w_j x_j over the 32 values (q4_0: w_j = nibble - 8), exact
+ *   dot        s = sum over blocks, in block order, of (float)isum_b * (d_w * d_x)
+ */
+#include "quant.h"
+
+static int32_t block_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
+    int32_t s = 0;
+    for (int j = 0; j < QTX_QK; j++) s += (int32_t)w->qs[j] * (int32_t)x->qs[j];
+    return s;
+}
+
+static int32_t block_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
+    int32_t s0 = 0, s1 = 0;
+    for (int j = 0; j < QTX_QK / 2; j++) {
+        s0 += ((w->qs[j] & 0x0F) - 8) * (int32_t)x->qs[j];
+        s1 += ((w->qs[j] >> 4) - 8) * (int32_t)x->qs[j + QTX_QK / 2];
+    }
+    return s0 + s1;
+}
+
+static void blocks_q8_0_q8_0(int64_t nb, int32_t *isum, const void *vw, const void *vx) {
+    const qtx_block_q8_0 *w = vw, *x = vx;
+    for (int64_t b = 0; b < nb; b++) isum[b] = block_q8_0_q8_0(&w[b], &x[b]);
+}
+
+static void blocks_q4_0_q8_0(int64_t nb, int32_t *isum, const void *vw, const void *vx) {
+    const qtx_block_q4_0 *w = vw;
+    const qtx_block_q8_0 *x = vx;
+    for (int64_t b = 0; b < nb; b++) isum[b] = block_q4_0_q8_0(&w[b], &x[b]);
+}
+
+static void dot_q8_0_q8_0(int64_t n, float *s, const void *vw, const void *vx) {
+    const qtx_block_q8_0 *w = vw, *x = vx;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QTX_QK; b++)
+        sum += (float)block_q8_0_q8_0(&w[b], &x[b]) *
+               (qtx_f16_to_f32(w[b].d) * qtx_f16_to_f32(x[b].d));
+    *s = sum;
+}
+
+static void dot_q4_0_q8_0(int64_t n, float *s, const void *vw, const void *vx) {
+    const qtx_block_q4_0 *w = vw;
+    const qtx_block_q8_0 *x = vx;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QTX_QK; b++)
+        sum += (float)block_q4_0_q8_0(&w[b], &x[b]) *
+               (qtx_f16_to_f32(w[b].d) * qtx_f16_to_f32(x[b].d));
+    *s = sum;
+}
+
+/* Float dot products: eight running sums (which the compiler may keep in one vector), added
+ * pairwise at the end. */
+void qtx_dot_f32_generic(int64_t n, float *s, const void *vw, const void *vx) {
+    const float *w = vw, *x = vx;
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += w[i + k] * x[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += w[i] * x[i];
+    *s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+void qtx_dot_f16_generic(int64_t n, float *s, const void *vw, const void *vx) {
+    const qtx_f16 *w = vw;
+    const float *x = vx;
+    float acc[8] = {0}, wf[8];
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (int k = 0; k < 8; k++) wf[k] = qtx_f16_to_f32(w[i + k]);
+        for (int k = 0; k < 8; k++) acc[k] += wf[k] * x[i + k];
+    }
+    for (int k = 0; i < n; i++, k++) acc[k] += qtx_f16_to_f32(w[i]) * x[i];
+    *s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+const qtx_quant_kernels qtx_quant_kernels_generic = {
+    .isa = QTX_ISA_GENERIC,
+    .name = "generic",
+    .quantize_row_q8_0 = qtx_quantize_row_q8_0_ref,
+    .dot_q8_0_q8_0 = dot_q8_0_q8_0,
+    .dot_q4_0_q8_0 = dot_q4_0_q8_0,
+    .blocks_q8_0_q8_0 = blocks_q8_0_q8_0,
+    .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
+};

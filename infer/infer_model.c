@@ -1,0 +1,360 @@
+/* infer_model.c: building an inference model from tensors, and its forward pass. */
+#include "infer_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "gguf_tokenizer.h"
+#include "kernels.h"
+#include "log.h"
+#include "vmath.h"
+
+static int get_tensor(qtx_infer_model *m, qtx_infer_tensor_fn get, void *ctx, const char *name,
+                      int64_t rows, int64_t cols, qtx_qtensor *t, qtx_err *e) {
+    int rc = get(ctx, name, rows, cols, t, e);
+    if (rc) return rc;
+    if (t->rows != rows || t->cols != cols)
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "%s: tensor %s is [%lld, %lld], the model config needs [%lld, %lld]",
+                        m->source, name, (long long)t->rows, (long long)t->cols, (long long)rows,
+                        (long long)cols);
+    if (!qtx_qtype_get(t->type))
+        return qtx_fail(e, QTX_ERR_INPUT, "%s: tensor %s has an unsupported type %d", m->source,
+                        name, (int)t->type);
+    return QTX_OK;
+}
+
+/* A norm weight: one f32 row. */
+static int get_norm(qtx_infer_model *m, qtx_infer_tensor_fn get, void *ctx, const char *name,
+                    const float **out, qtx_err *e) {
+    qtx_qtensor t;
+    int rc = get_tensor(m, get, ctx, name, 1, m->cfg.dim, &t, e);
+    if (rc) return rc;
+    if (t.type != QTX_Q_F32)
+        return qtx_fail(e, QTX_ERR_INPUT, "%s: norm weight %s must be f32, not %s", m->source, name,
+                        qtx_qtype_get(t.type)->name);
+    *out = t.data;
+    return QTX_OK;
+}
+
+int qtx_infer_build(qtx_infer_model *m, const qtx_model_config *cfg, qtx_infer_tensor_fn get,
+                    void *ctx, void *owner, void (*free_owner)(void *), const char *source,
+                    qtx_err *e) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->owner = owner;
+    m->free_owner = free_owner;
+    snprintf(m->source, sizeof m->source, "%s", source);
+    const int64_t C = cfg->dim, hd = cfg->dim / cfg->n_heads, F = cfg->ffn_dim, V = cfg->vocab_size;
+    const int64_t qd = cfg->n_heads * hd, kvd = cfg->n_kv_heads * hd;
+    int rc = get_tensor(m, get, ctx, "token_embd", V, C, &m->token_embd, e);
+    if (!rc) rc = get_norm(m, get, ctx, "output_norm", &m->output_norm, e);
+    if (!rc) {
+        if (cfg->tie_embeddings)
+            m->output = m->token_embd;
+        else
+            rc = get_tensor(m, get, ctx, "output", V, C, &m->output, e);
+    }
+    m->layers = qtx_calloc((size_t)cfg->n_layers, sizeof *m->layers);
+    char name[64];
+    for (int l = 0; l < cfg->n_layers && !rc; l++) {
+        qtx_infer_layer *L = &m->layers[l];
+#define T(field, suffix, r, c)                                                                     \
+    if (!rc) {                                                                                     \
+        snprintf(name, sizeof name, "blk.%d." suffix, l);                                          \
+        rc = get_tensor(m, get, ctx, name, r, c, &L->field, e);                                    \
+    }
+#define N(field, suffix)                                                                           \
+    if (!rc) {                                                                                     \
+        snprintf(name, sizeof name, "blk.%d." suffix, l);                                          \
+        rc = get_norm(m, get, ctx, name, &L->field, e);                                            \
+    }
+        N(attn_norm, "attn_norm");
+        T(wq, "attn_q", qd, C);
+        T(wk, "attn_k", kvd, C);
+        T(wv, "attn_v", kvd, C);
+        T(wo, "attn_output", C, qd);
+        N(ffn_norm, "ffn_norm");
+        T(wgate, "ffn_gate", F, C);
+        T(wup, "ffn_up", F, C);
+        T(wdown, "ffn_down", C, F);
+#undef T
+#undef N
+    }
+    if (!rc) m->main_type = cfg->n_layers > 0 ? m->layers[0].wq.type : m->output.type;
+    if (rc) qtx_infer_free(m);
+    return rc;
+}
+
+/* ---- GGUF ------------------------------------------------------------------------------------ */
+
+typedef struct gguf_src {
+    const qtx_gguf *g;
+    const char *path;
+} gguf_src;
+
+static int gguf_tensor(void *ctx, const char *name, int64_t rows, int64_t cols, qtx_qtensor *t,
+                       qtx_err *e) {
+    const gguf_src *src = ctx;
+    const qtx_gguf *g = src->g;
+    char full[96];
+    snprintf(full, sizeof full, "%s.weight", name);
+    const qtx_gguf_tensor *gt = qtx_gguf_find(g, full);
+    if (!gt)
+        return qtx_fail(e, QTX_ERR_INPUT, "%s: no tensor %s; is this a llama model?", src->path,
+                        full);
+    t->type = gt->type;
+    t->data = gt->data;
+    t->cols = gt->ne[0];
+    t->rows = gt->n_dims > 1 ? gt->ne[1] : 1;
+    if (gt->n_dims > 2)
+        return qtx_fail(e, QTX_ERR_INPUT, "%s: tensor %s has %d dimensions, expected at most 2",
+                        src->path, full, gt->n_dims);
+    (void)rows;
+    (void)cols;
+    return QTX_OK;
+}
+
+static void gguf_free(void *g) {
+    qtx_gguf_close(g);
+}
+
+int qtx_infer_load_gguf(qtx_infer_model *m, const char *path, qtx_err *e) {
+    qtx_gguf *g;
+    int rc = qtx_gguf_open(&g, path, e);
+    if (rc) return rc;
+    const char *arch;
+    size_t arch_len;
+    if ((rc = qtx_gguf_get_str(g, "general.architecture", &arch, &arch_len, e))) goto fail;
+    if (arch_len != 5 || memcmp(arch, "llama", 5)) {
+        rc = qtx_fail(e, QTX_ERR_INPUT,
+                      "%s: general.architecture is '%.*s'; qtx runs 'llama' models only", path,
+                      (int)(arch_len < 64 ? arch_len : 64), arch);
+        goto fail;
+    }
+    qtx_model_config c;
+    memset(&c, 0, sizeof c);
+    uint32_t u;
+    const struct {
+        const char *key;
+        int *dst;
+    } ints[] = {{"llama.embedding_length", &c.dim},
+                {"llama.block_count", &c.n_layers},
+                {"llama.attention.head_count", &c.n_heads},
+                {"llama.attention.head_count_kv", &c.n_kv_heads},
+                {"llama.feed_forward_length", &c.ffn_dim},
+                {"llama.context_length", &c.max_seq_len}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if ((rc = qtx_gguf_get_u32(g, ints[i].key, &u, e))) goto fail;
+        if (u == 0 || u > (1u << 24)) {
+            rc = qtx_fail(e, QTX_ERR_INPUT, "%s: %s = %u is out of range", path, ints[i].key, u);
+            goto fail;
+        }
+        *ints[i].dst = (int)u;
+    }
+    if ((rc = qtx_gguf_get_f32(g, "llama.rope.freq_base", &c.rope_theta, e))) goto fail;
+    if ((rc = qtx_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c.norm_eps, e)))
+        goto fail;
+    if (c.dim % c.n_heads || c.n_heads % c.n_kv_heads || (c.dim / c.n_heads) % 2) {
+        rc = qtx_fail(e, QTX_ERR_INPUT,
+                      "%s: inconsistent attention shape: embedding %d, %d heads, %d kv heads", path,
+                      c.dim, c.n_heads, c.n_kv_heads);
+        goto fail;
+    }
+    const qtx_gguf_tensor *emb = qtx_gguf_find(g, "token_embd.weight");
+    if (!emb || emb->n_dims != 2) {
+        rc = qtx_fail(e, QTX_ERR_INPUT, "%s: no 2-D tensor token_embd.weight", path);
+        goto fail;
+    }
+    c.vocab_size = (int)emb->ne[1];
+    if (qtx_gguf_has(g, "tokenizer.ggml.tokens")) {
+        int et;
+        uint64_t n;
+        if ((rc = qtx_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, e))) goto fail;
+        if (n != (uint64_t)c.vocab_size) {
+            rc = qtx_fail(e, QTX_ERR_INPUT,
+                          "%s: the tokenizer has %llu tokens but token_embd.weight has %d rows; "
+                          "the file is inconsistent",
+                          path, (unsigned long long)n, c.vocab_size);
+            goto fail;
+        }
+    }
+    c.tie_embeddings = qtx_gguf_find(g, "output.weight") == NULL;
+    qtx_tokenizer *tok = NULL;
+    if (qtx_gguf_has(g, "tokenizer.ggml.model") && (rc = qtx_gguf_tokenizer(g, path, &tok, e)))
+        goto fail;
+    gguf_src src = {g, path};
+    rc = qtx_infer_build(m, &c, gguf_tensor, &src, g, gguf_free, path, e);
+    if (rc) {
+        if (tok) qtx_tokenizer_free(tok);
+        return rc;
+    }
+    m->tok = tok;
+    const char *h;
+    size_t hl;
+    if (qtx_gguf_has(g, "qtx.tokenizer.sha256") &&
+        qtx_gguf_get_str(g, "qtx.tokenizer.sha256", &h, &hl, NULL) == QTX_OK &&
+        hl < sizeof m->tokenizer_hash) {
+        memcpy(m->tokenizer_hash, h, hl);
+        m->tokenizer_hash[hl] = '\0';
+    }
+    return QTX_OK;
+fail:
+    qtx_gguf_close(g);
+    return rc;
+}
+
+/* ---- runtime --------------------------------------------------------------------------------- */
+
+int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_type v_type,
+                    int max_batch, qtx_err *e) {
+    const qtx_model_config *c = &m->cfg;
+    const int64_t C = c->dim, hd = c->dim / c->n_heads, F = c->ffn_dim;
+    const int64_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, B = max_batch;
+    if (ctx < 1)
+        return qtx_fail(e, QTX_ERR_INPUT, "--ctx %lld: the context must be at least 1 token",
+                        (long long)ctx);
+    int rc = qtx_kv_create(&m->kv, c->n_layers, c->n_kv_heads, (int)hd, ctx, 16, k_type, v_type, e);
+    if (rc) return rc;
+    if ((m->seq = qtx_kv_seq_new(m->kv, e)) < 0) return e->code ? e->code : QTX_ERR_RUNTIME;
+    m->ctx = ctx;
+    m->max_batch = max_batch;
+    m->n_past = 0;
+    m->x = qtx_malloc((size_t)(B * C) * sizeof(float));
+    m->xn = qtx_malloc((size_t)(B * C) * sizeof(float));
+    m->tmp = qtx_malloc((size_t)(B * C) * sizeof(float));
+    m->q = qtx_malloc((size_t)(B * qd) * sizeof(float));
+    m->k = qtx_malloc((size_t)(B * kvd) * sizeof(float));
+    m->v = qtx_malloc((size_t)(B * kvd) * sizeof(float));
+    m->att = qtx_malloc((size_t)(B * qd) * sizeof(float));
+    m->g = qtx_malloc((size_t)(B * F) * sizeof(float));
+    m->u = qtx_malloc((size_t)(B * F) * sizeof(float));
+    m->rstd = qtx_malloc((size_t)B * sizeof(float));
+    m->kv_scratch = qtx_malloc(qtx_kv_scratch_floats(m->kv, ctx) * sizeof(float));
+    m->rope_cos = qtx_malloc((size_t)(ctx * hd / 2) * sizeof(float));
+    m->rope_sin = qtx_malloc((size_t)(ctx * hd / 2) * sizeof(float));
+    qtx_rope_tables(m->rope_cos, m->rope_sin, (int)ctx, (int)hd, c->rope_theta);
+    /* Scratch for the activations' conversion, sized for the widest input (F or C). */
+    const int64_t widest = F > qd ? (F > C ? F : C) : (qd > C ? qd : C);
+    size_t qs = 0;
+    const qtx_qtype types[] = {QTX_Q_F32, QTX_Q_F16, QTX_Q_Q8_0, QTX_Q_Q4_0};
+    for (int i = 0; i < 4; i++) {
+        size_t s = qtx_qmatmul_scratch_bytes(types[i], widest, B);
+        if (s > qs) qs = s;
+    }
+    m->qscratch = qtx_malloc(qs > 0 ? qs : 1);
+    qtx_log_info("KV cache: %lld tokens, %.1f KiB per token (%s keys, %s values), %.1f MB",
+                 (long long)ctx, qtx_kv_bytes_per_token(m->kv) / 1024.0,
+                 k_type == QTX_KV_F32  ? "f32"
+                 : k_type == QTX_KV_Q8 ? "q8"
+                                       : "q4",
+                 v_type == QTX_KV_F32  ? "f32"
+                 : v_type == QTX_KV_Q8 ? "q8"
+                                       : "q4",
+                 (double)qtx_kv_bytes(m->kv) / 1e6);
+    return QTX_OK;
+}
+
+void qtx_infer_reset(qtx_infer_model *m, qtx_err *e) {
+    qtx_kv_seq_free(m->kv, m->seq);
+    m->seq = qtx_kv_seq_new(m->kv, e);
+    m->n_past = 0;
+}
+
+static void matmul(qtx_infer_model *m, const qtx_qtensor *w, const float *x, int64_t n, float *y) {
+    qtx_qmatmul(w->type, w->data, w->rows, w->cols, x, n, y, m->qscratch);
+}
+
+/* Rows of the embedding table, dequantized. */
+static void embed(qtx_infer_model *m, const int32_t *tokens, int n, float *x) {
+    const qtx_qtensor *t = &m->token_embd;
+    const qtx_qtype_traits *tr = qtx_qtype_get(t->type);
+    const size_t row_bytes = qtx_qtype_row_bytes(t->type, t->cols);
+    for (int i = 0; i < n; i++)
+        tr->dequantize_row((const char *)t->data + (size_t)tokens[i] * row_bytes,
+                           x + (int64_t)i * t->cols, t->cols);
+}
+
+int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *logits,
+                      int all_logits, qtx_err *e) {
+    const qtx_model_config *c = &m->cfg;
+    const int64_t C = c->dim, hd = c->dim / c->n_heads, F = c->ffn_dim, V = c->vocab_size;
+    const int64_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    if (n < 1 || n > m->max_batch)
+        return qtx_fail(e, QTX_ERR_RUNTIME, "forward of %d tokens; the batch holds %d", n,
+                        m->max_batch);
+    if (m->n_past + n > m->ctx)
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "the context is full: %lld tokens + %d new exceed --ctx %lld; raise "
+                        "--ctx or shorten the prompt",
+                        (long long)m->n_past, n, (long long)m->ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return qtx_fail(e, QTX_ERR_INPUT, "token id %d is outside the vocabulary [0, %lld)",
+                            tokens[i], (long long)V);
+    embed(m, tokens, n, m->x);
+    const int64_t p0 = m->n_past;
+    const float *cos_t = m->rope_cos + p0 * (hd / 2), *sin_t = m->rope_sin + p0 * (hd / 2);
+    for (int l = 0; l < c->n_layers; l++) {
+        const qtx_infer_layer *L = &m->layers[l];
+        qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, L->attn_norm, n, C, c->norm_eps);
+        matmul(m, &L->wq, m->xn, n, m->q);
+        matmul(m, &L->wk, m->xn, n, m->k);
+        matmul(m, &L->wv, m->xn, n, m->v);
+        /* Rows are positions p0 .. p0 + n - 1: tables from p0 on, one position per row. */
+        qtx_rope(m->q, qd, n, n, c->n_heads, (int)hd, cos_t, sin_t, 0);
+        qtx_rope(m->k, kvd, n, n, c->n_kv_heads, (int)hd, cos_t, sin_t, 0);
+        for (int i = 0; i < n; i++) {
+            int rc = qtx_kv_append(m->kv, m->seq, l, m->k + i * kvd, m->v + i * kvd, e);
+            if (rc) return rc;
+            qtx_kv_attend(m->kv, m->seq, l, m->q + i * qd, c->n_heads, p0 + i + 1, m->att + i * qd,
+                          m->kv_scratch);
+        }
+        matmul(m, &L->wo, m->att, n, m->tmp);
+        for (int64_t i = 0; i < n * C; i++) m->x[i] += m->tmp[i];
+        qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, L->ffn_norm, n, C, c->norm_eps);
+        matmul(m, &L->wgate, m->xn, n, m->g);
+        matmul(m, &L->wup, m->xn, n, m->u);
+        for (int64_t i = 0; i < n * F; i++) {
+            const float gv = m->g[i];
+            m->g[i] = gv / (1.0f + qtx_expf(-gv)) * m->u[i];
+        }
+        matmul(m, &L->wdown, m->g, n, m->tmp);
+        for (int64_t i = 0; i < n * C; i++) m->x[i] += m->tmp[i];
+    }
+    m->n_past += n;
+    if (all_logits) {
+        qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, m->output_norm, n, C, c->norm_eps);
+        matmul(m, &m->output, m->xn, n, logits);
+    } else {
+        qtx_rmsnorm_fwd(m->xn, m->rstd, m->x + (int64_t)(n - 1) * C, m->output_norm, 1, C,
+                        c->norm_eps);
+        matmul(m, &m->output, m->xn, 1, logits);
+    }
+    return QTX_OK;
+}
+
+void qtx_infer_free(qtx_infer_model *m) {
+    if (m->kv) qtx_kv_free(m->kv);
+    free(m->x);
+    free(m->xn);
+    free(m->tmp);
+    free(m->q);
+    free(m->k);
+    free(m->v);
+    free(m->att);
+    free(m->g);
+    free(m->u);
+    free(m->rstd);
+    free(m->kv_scratch);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m->qscratch);
+    free(m->layers);
+    if (m->tok) qtx_tokenizer_free(m->tok);
+    if (m->owner && m->free_owner) m->free_owner(m->owner);
+    memset(m, 0, sizeof *m);
+}

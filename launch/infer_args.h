@@ -1,0 +1,15 @@
+/* infer_args.h: what `qtx generate` and `qtx eval` share: opening MODEL (a GGUF file or a
+ * checkpoint directory) and the runtime options (threads, KV cache type, context). */
+#ifndef QTX_INFER_ARGS_H
+#define QTX_INFER_ARGS_H
+
+#include "check.h"
+#include "infer_model.h"
+
+/* A directory is a checkpoint, anything else a GGUF file. */
+int qtx_open_model(qtx_infer_model *m, const char *path, qtx_err *e);
+
+/* "f32", "q8" or "q4"; -1 otherwise. */
+int qtx_parse_kv_type(const char *s);
+
+#endif

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test_infer.sh: export and inference end to end on a model trained here. qtx eval of the f32
+# GGUF equals the checkpoint's exactly (same weights, same code); q8_0 and q4_0 perplexity
+# stay within 1% and 5% of f32; quantized KV caches (q8, q4) barely move it; greedy
+# generation is the same from the checkpoint and from the f32 GGUF, streams only text to
+# stdout, and a seed repeats a sampled generation; the KV cache's bytes per token are
+# printed and exact; bad model files and bad usage get one line and exit 2.
+# Usage: test_infer.sh QTX SOURCE_ROOT
+set -uo pipefail
+QTX=$(realpath "$1")
+SRC=$(realpath "$2")
+PY=${PYTHON:-python3}
+work=$(mktemp -d "${TMPDIR:-/tmp}/qtx-infer.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+bash "$SRC/scripts/make_corpus.sh" "$work/corpus" >/dev/null 2>&1 || { echo "FAIL: corpus"; exit 1; }
+"$QTX" tokenizer train --vocab-size 512 --doc-sep '<|doc|>' -o tok.json corpus/kjv_*.txt 2>/dev/null
+"$QTX" prep --tokenizer tok.json -o data --doc-sep '<|doc|>' --val-fraction 0.05 --seed 1 \
+  corpus/kjv_*.txt 2>/dev/null
+# head size 32, so q8/q4 KV caches and q8_0/q4_0 weights apply everywhere
+cat > cfg.yaml <<'YAML'
+model: {vocab_size: 512, dim: 128, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 256, max_seq_len: 128}
+data: {train: data/train_*.h5, seq_len: 64, global_batch: 16, micro_batch: 16}
+optim: {lr: 3e-3, min_lr: 3e-4, warmup_steps: 10}
+train: {steps: 80, eval_every: 0, out_dir: run, peak_flops: 1e11}
+device: {threads: 2}
+YAML
+"$QTX" train cfg.yaml >train.log 2>&1 && ok "trained" || { fail "train: $(tail -3 train.log)"; exit 1; }
+for q in f32 q8_0 q4_0; do
+  "$QTX" export run --quant $q -o m_$q.gguf >exp_$q.log 2>&1 || fail "export $q: $(cat exp_$q.log)"
+done
+
+# ---- perplexity ---------------------------------------------------------------------------
+ev() { "$QTX" eval "$1" --data data --windows 24 --ctx 64 "${@:2}" 2>"ev.err" | sed -n 's/^loss \([0-9.]*\) perplexity \([0-9.]*\) .*/\2/p'; }
+p_ckpt=$(ev run)
+p_f32=$(ev m_f32.gguf)
+p_q8=$(ev m_q8_0.gguf)
+p_q4=$(ev m_q4_0.gguf)
+p_kv8=$(ev m_f32.gguf --kv-quant q8)
+p_kv4=$(ev m_f32.gguf --kv-quant q4)
+echo "perplexity: checkpoint $p_ckpt, f32 $p_f32, q8_0 $p_q8, q4_0 $p_q4, f32 with q8 KV $p_kv8, q4 KV $p_kv4"
+[ -n "$p_f32" ] && [ "$p_f32" = "$p_ckpt" ] && ok "f32 GGUF perplexity equals the checkpoint's ($p_f32)" ||
+  fail "f32 $p_f32 vs checkpoint $p_ckpt"
+within() { "$PY" -c "import sys; a, b, t = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) / b <= t else 1)" "$1" "$2" "$3"; }
+within "$p_q8" "$p_f32" 0.01 && ok "q8_0 within 1% of f32" || fail "q8_0 $p_q8 vs $p_f32"
+within "$p_q4" "$p_f32" 0.05 && ok "q4_0 within 5% of f32" || fail "q4_0 $p_q4 vs $p_f32"
+within "$p_kv8" "$p_f32" 0.005 && ok "q8 KV cache within 0.5% of f32" || fail "q8 KV $p_kv8"
+within "$p_kv4" "$p_f32" 0.03 && ok "q4 KV cache within 3% of f32" || fail "q4 KV $p_kv4"
+
+# ---- generation -------------------------------------------------------------------------------
+"$QTX" generate run -p "And God said" -n 24 --temp 0 --kv-quant f32 >g_ckpt.out 2>g_ckpt.err
+"$QTX" generate m_f32.gguf -p "And God said" -n 24 --temp 0 --kv-quant f32 >g_f32.out 2>g_f32.err
+[ -s g_f32.out ] && cmp -s g_ckpt.out g_f32.out && ok "greedy: checkpoint and f32 GGUF agree: $(head -c 60 g_f32.out)" ||
+  fail "greedy differs: $(cat g_ckpt.out) | $(cat g_f32.out)"
+! grep -q 'qtx' g_f32.out && grep -q 'decode: [0-9]* tokens in .* tokens/s' g_f32.err &&
+  ok "stdout holds only the text; speeds on stderr" || fail "streams: $(cat g_f32.err)"
+"$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 7 >s1.out 2>/dev/null
+"$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 7 >s2.out 2>/dev/null
+"$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 8 >s3.out 2>/dev/null
+cmp -s s1.out s2.out && ! cmp -s s1.out s3.out && ok "a seed repeats a sampled generation" ||
+  fail "seeds: $(cat s1.out) | $(cat s2.out) | $(cat s3.out)"
+# KV bytes per token: 2 (K, V) x layers 2 x kv heads 2 x head 32 values
+for kv in f32:1.0 q8:0.3 q4:0.1; do
+  "$QTX" generate m_q4_0.gguf -p "And" -n 2 --kv-quant "${kv%%:*}" >/dev/null 2>kv.err
+  grep -q "KV cache: 128 tokens, ${kv##*:} KiB per token" kv.err && ok "KV ${kv%%:*}: $(grep -o 'KV cache: .*' kv.err)" ||
+    fail "KV ${kv%%:*}: $(grep KV kv.err)"
+done
+
+# ---- bad input ---------------------------------------------------------------------------------
+bad() { # bad EXPECT CMD...
+  local want=$1
+  shift
+  "$@" >bad.out 2>bad.err
+  local rc=$?
+  if [ $rc = 2 ] && [ "$(wc -l <bad.err)" = 1 ] && grep -q '^qtx: error: ' bad.err &&
+    grep -qF -- "$want" bad.err; then ok "refused: $(cat bad.err)"; else
+    fail "$*: rc $rc: $(cat bad.err)"; fi
+}
+head -c 1000 m_q8_0.gguf >trunc.gguf
+bad "the file is corrupt or incomplete: export or copy it again" "$QTX" generate trunc.gguf -p x
+printf 'PK\003\004 not a model at all, just bytes' >zip.gguf
+bad "zip.gguf: not a GGUF file" "$QTX" generate zip.gguf -p x
+bad "missing --prompt" "$QTX" generate m_q8_0.gguf
+bad "--kv-quant 'q5': expected f32, q8 or q4" "$QTX" generate m_q8_0.gguf -p x --kv-quant q5
+bad "-n 200 exceed the context of 128 tokens; lower -n or raise --ctx" "$QTX" generate m_q8_0.gguf -p "And God said" -n 200
+bad "nothing.gguf: no such file or directory" "$QTX" eval nothing.gguf --data data
+
+echo "test_infer: $passed passed, $failed failed"
+[ $failed = 0 ]
