@@ -258,10 +258,43 @@ int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_
     return QTX_OK;
 }
 
+int qtx_infer_compare_kv(qtx_infer_model *m, qtx_err *e) {
+    const qtx_model_config *c = &m->cfg;
+    const int64_t hd = c->dim / c->n_heads;
+    int rc = qtx_kv_create(&m->kv_ref, c->n_layers, c->n_kv_heads, (int)hd, m->ctx, 16, QTX_KV_F32,
+                           QTX_KV_F32, e);
+    if (rc) return rc;
+    if ((m->seq_ref = qtx_kv_seq_new(m->kv_ref, e)) < 0) return QTX_ERR_RUNTIME;
+    m->att_ref = qtx_malloc((size_t)(c->n_heads * hd) * sizeof(float));
+    m->cos_min = 1.0;
+    return QTX_OK;
+}
+
 void qtx_infer_reset(qtx_infer_model *m, qtx_err *e) {
     qtx_kv_seq_free(m->kv, m->seq);
     m->seq = qtx_kv_seq_new(m->kv, e);
+    if (m->kv_ref) {
+        qtx_kv_seq_free(m->kv_ref, m->seq_ref);
+        m->seq_ref = qtx_kv_seq_new(m->kv_ref, e);
+    }
     m->n_past = 0;
+}
+
+/* Cosine of each head's output against the f32 twin's. */
+static void compare_heads(qtx_infer_model *m, const float *att, int n_heads, int64_t hd) {
+    for (int h = 0; h < n_heads; h++) {
+        const float *a = att + h * hd, *b = m->att_ref + h * hd;
+        double ab = 0, aa = 0, bb = 0;
+        for (int64_t j = 0; j < hd; j++) {
+            ab += (double)a[j] * b[j];
+            aa += (double)a[j] * a[j];
+            bb += (double)b[j] * b[j];
+        }
+        const double cs = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 1.0;
+        if (cs < m->cos_min) m->cos_min = cs;
+        m->cos_sum += cs;
+        m->cos_n++;
+    }
 }
 
 static void matmul(qtx_infer_model *m, const qtx_qtensor *w, const float *x, int64_t n, float *y) {
@@ -312,6 +345,14 @@ int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *l
             if (rc) return rc;
             qtx_kv_attend(m->kv, m->seq, l, m->q + i * qd, c->n_heads, p0 + i + 1, m->att + i * qd,
                           m->kv_scratch);
+            if (m->kv_ref) {
+                if ((rc = qtx_kv_append(m->kv_ref, m->seq_ref, l, m->k + i * kvd, m->v + i * kvd,
+                                        e)))
+                    return rc;
+                qtx_kv_attend(m->kv_ref, m->seq_ref, l, m->q + i * qd, c->n_heads, p0 + i + 1,
+                              m->att_ref, m->kv_scratch);
+                compare_heads(m, m->att + i * qd, c->n_heads, hd);
+            }
         }
         matmul(m, &L->wo, m->att, n, m->tmp);
         for (int64_t i = 0; i < n * C; i++) m->x[i] += m->tmp[i];
@@ -339,6 +380,8 @@ int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *l
 
 void qtx_infer_free(qtx_infer_model *m) {
     if (m->kv) qtx_kv_free(m->kv);
+    if (m->kv_ref) qtx_kv_free(m->kv_ref);
+    free(m->att_ref);
     free(m->x);
     free(m->xn);
     free(m->tmp);

@@ -50,6 +50,14 @@ typedef struct qtx_infer_model {
     float *x, *xn, *q, *k, *v, *att, *g, *u, *tmp, *rstd, *kv_scratch;
     float *rope_cos, *rope_sin; /* [ctx, hd/2] */
     void *qscratch;
+
+    /* Optional check of a quantized cache: an f32 twin attended side by side, and the cosine
+     * similarity of every head's output against it (qtx_infer_compare_kv). */
+    qtx_kv_cache *kv_ref;
+    int seq_ref;
+    float *att_ref;
+    double cos_min, cos_sum;
+    int64_t cos_n;
 } qtx_infer_model;
 
 /* Opens a GGUF file (weights stay in its mapping). */
@@ -69,6 +77,9 @@ int qtx_infer_build(qtx_infer_model *m, const qtx_model_config *cfg, qtx_infer_t
  * batch buffers. */
 int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_type v_type,
                     int max_batch, qtx_err *e);
+/* Keeps an f32 twin of the cache from now on and measures each attention output against it. */
+int qtx_infer_compare_kv(qtx_infer_model *m, qtx_err *e);
+
 /* Forgets the sequence (the cache is emptied, its blocks return to the pool). */
 void qtx_infer_reset(qtx_infer_model *m, qtx_err *e);
 

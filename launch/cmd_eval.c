@@ -27,18 +27,22 @@ static const char HELP[] =
     "  --windows N           windows to evaluate (default: all)\n"
     "  --threads N           threads (default: all cores)\n"
     "  --kv-quant f32|q8|q4  KV cache storage (default f32)\n"
+    "  --kv-compare          also attend with an f32 cache and report the cosine similarity\n"
+    "                        of every attention head's output (min and mean) on stderr\n"
     "  -h, --help            this help\n";
 
 int qtx_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     long long ctx = 0, windows = 0, threads = 0;
-    int kv = QTX_KV_F32;
+    int kv = QTX_KV_F32, kv_compare = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v;
         int missing = 0;
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             fputs(HELP, stdout);
             return 0;
+        } else if (!strcmp(s, "--kv-compare")) {
+            kv_compare = 1;
         } else if ((v = qtx_opt_value(argc, argv, &i, "--data", NULL, &missing))) {
             data = v;
         } else if ((v = qtx_opt_value(argc, argv, &i, "--ctx", NULL, &missing))) {
@@ -90,6 +94,7 @@ int qtx_cmd_eval(int argc, char **argv) {
     long long tokens = 0, n_win = 0;
     if (rc) goto out;
     if ((rc = qtx_infer_start(&m, ctx, (qtx_kv_type)kv, (qtx_kv_type)kv, T, &e))) goto out;
+    if (kv_compare && (rc = qtx_infer_compare_kv(&m, &e))) goto out;
     const long long total = qtx_loader_samples_per_epoch(ld);
     n_win = windows > 0 && windows < total ? windows : total;
     win = qtx_malloc((size_t)(T + 1) * sizeof *win);
@@ -115,6 +120,11 @@ int qtx_cmd_eval(int argc, char **argv) {
     if (!rc) {
         const double mean = loss / (double)tokens;
         printf("loss %.6f perplexity %.4f tokens %lld\n", mean, exp(mean), tokens);
+        if (kv_compare)
+            qtx_log_info("attention vs an f32 KV cache: cosine min %.6f mean %.6f over %lld head "
+                         "outputs",
+                         m.cos_min, m.cos_sum / (double)(m.cos_n ? m.cos_n : 1),
+                         (long long)m.cos_n);
         qtx_log_info("%lld windows of %d tokens in %.1f s (%s weights, %s KV)", n_win, T,
                      qtx_now_s() - t0, qtx_qtype_get(m.main_type)->name,
                      kv == QTX_KV_F32  ? "f32"

@@ -14,8 +14,10 @@ MPI="mpirun --oversubscribe -np 2"
 scripts/setup.sh
 scripts/make_tiny_data.sh build/qtx
 rm -rf runs/tiny runs/tiny_resumed
-$MPI build/qtx train configs/tiny.yaml --set parallel.zero=1 --set train.ckpt_every=150 "$@"
-$MPI build/qtx train configs/tiny.yaml --set parallel.tp=2 --set train.out_dir=runs/tiny_resumed \
+$MPI build/qtx train configs/tiny.yaml --set data.micro_batch=4 --set parallel.zero=1 \
+  --set train.ckpt_every=150 "$@"
+$MPI build/qtx train configs/tiny.yaml --set data.micro_batch=4 --set parallel.tp=2 \
+  --set train.out_dir=runs/tiny_resumed \
   --resume=runs/tiny/ckpt/step_00000150 "$@"
 python3 - runs/tiny/metrics.jsonl runs/tiny_resumed/metrics.jsonl <<'PY'
 import json, sys
