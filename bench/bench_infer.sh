@@ -23,7 +23,7 @@ common=(--set data.train='data/tiny/train_*.h5' --set data.val= --set train.eval
 "$build/qtx" train configs/small.yaml "${common[@]}" --set train.out_dir="$work/m100" \
   --set model.dim=768 --set model.n_layers=12 --set model.n_heads=12 --set model.n_kv_heads=12 \
   --set model.ffn_dim=2048 >/dev/null 2>&1
-prompt=$(head -c 1500 README.md | tr -s '[:space:]' ' ') # a few hundred tokens
+prompt=$(head -c 700 README.md | tr -s '[:space:]' ' ') # a few hundred tokens
 echo "| model | weights | threads | qtx prompt tok/s | llama.cpp prompt tok/s | qtx decode tok/s | llama.cpp decode tok/s | decode bound tok/s | qtx / bound |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for model in small m100; do
