@@ -188,36 +188,86 @@ int qtx_ckpt_save(qtx_engine *eng, const qtx_ckpt_save_args *a, double *seconds,
 
 /* ---- load ---------------------------------------------------------------------------------- */
 
-static int check_model(const cJSON *meta, const qtx_model_config *c, const char *dir, qtx_err *e) {
+static int model_int(const char *dir, const cJSON *m, const char *key, int64_t lo, int64_t hi,
+                     int *out, qtx_err *e) {
+    int64_t v;
+    if (ckpt_json_i64(m, key, lo, hi, &v))
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "checkpoint %s: manifest.json: model.%s is missing or not an integer in "
+                        "[%" PRId64 ", %" PRId64 "]; use a checkpoint saved by qtx train",
+                        dir, key, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+static int model_float(const char *dir, const cJSON *m, const char *key, float *out, qtx_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "checkpoint %s: manifest.json: model.%s is missing or not a positive "
+                        "number; use a checkpoint saved by qtx train",
+                        dir, key);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+int qtx_ckpt_model_from_meta(const cJSON *meta, const char *dir, qtx_model_config *c, qtx_err *e) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "model");
     if (!cJSON_IsObject(m))
         return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s: manifest.json has no model object; it was not written by "
-                        "qtx train",
+                        "checkpoint %s: manifest.json has no \"model\" object; use a checkpoint "
+                        "saved by qtx train",
                         dir);
+    memset(c, 0, sizeof *c);
+    const int64_t big = (int64_t)1 << 30;
+    if (model_int(dir, m, "vocab_size", 1, big, &c->vocab_size, e) ||
+        model_int(dir, m, "dim", 1, big, &c->dim, e) ||
+        model_int(dir, m, "n_layers", 1, 1 << 20, &c->n_layers, e) ||
+        model_int(dir, m, "n_heads", 1, 1 << 20, &c->n_heads, e) ||
+        model_int(dir, m, "n_kv_heads", 1, 1 << 20, &c->n_kv_heads, e) ||
+        model_int(dir, m, "ffn_dim", 1, big, &c->ffn_dim, e) ||
+        model_int(dir, m, "max_seq_len", 1, big, &c->max_seq_len, e) ||
+        model_float(dir, m, "rope_theta", &c->rope_theta, e) ||
+        model_float(dir, m, "norm_eps", &c->norm_eps, e))
+        return QTX_ERR_INPUT;
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(m, "tie_embeddings");
+    if (!cJSON_IsBool(tie))
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "checkpoint %s: manifest.json: model.tie_embeddings is missing or not "
+                        "true/false; use a checkpoint saved by qtx train",
+                        dir);
+    c->tie_embeddings = cJSON_IsTrue(tie);
+    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads)
+        return qtx_fail(e, QTX_ERR_INPUT,
+                        "checkpoint %s: manifest.json: model.dim %d must be a multiple of n_heads "
+                        "%d, and n_heads of n_kv_heads %d",
+                        dir, c->dim, c->n_heads, c->n_kv_heads);
+    return 0;
+}
+
+static int check_model(const cJSON *meta, const qtx_model_config *c, const char *dir, qtx_err *e) {
+    qtx_model_config s;
+    int rc = qtx_ckpt_model_from_meta(meta, dir, &s, e);
+    if (rc) return rc;
     const struct {
         const char *key;
-        double want;
-    } keys[] = {{"vocab_size", c->vocab_size}, {"dim", c->dim},
-                {"n_layers", c->n_layers},     {"n_heads", c->n_heads},
-                {"n_kv_heads", c->n_kv_heads}, {"ffn_dim", c->ffn_dim},
-                {"rope_theta", c->rope_theta}, {"norm_eps", c->norm_eps}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, keys[i].key);
-        if (!cJSON_IsNumber(v) || (float)v->valuedouble != (float)keys[i].want)
+        double saved, want;
+    } keys[] = {{"vocab_size", s.vocab_size, c->vocab_size},
+                {"dim", s.dim, c->dim},
+                {"n_layers", s.n_layers, c->n_layers},
+                {"n_heads", s.n_heads, c->n_heads},
+                {"n_kv_heads", s.n_kv_heads, c->n_kv_heads},
+                {"ffn_dim", s.ffn_dim, c->ffn_dim},
+                {"rope_theta", s.rope_theta, c->rope_theta},
+                {"norm_eps", s.norm_eps, c->norm_eps},
+                {"tie_embeddings", s.tie_embeddings, c->tie_embeddings}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if ((float)keys[i].saved != (float)keys[i].want)
             return qtx_fail(e, QTX_ERR_INPUT,
                             "checkpoint %s was saved from another model: model.%s is %g there "
                             "and %g in this config; resume with the model it was trained with, or "
                             "start a fresh train.out_dir",
-                            dir, keys[i].key, cJSON_IsNumber(v) ? v->valuedouble : NAN,
-                            keys[i].want);
-    }
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(m, "tie_embeddings");
-    if (!cJSON_IsBool(tie) || cJSON_IsTrue(tie) != !!c->tie_embeddings)
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s was saved from another model: model.tie_embeddings "
-                        "differs; resume with the model it was trained with",
-                        dir);
+                            dir, keys[i].key, keys[i].saved, keys[i].want);
     return QTX_OK;
 }
 

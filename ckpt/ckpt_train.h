@@ -49,6 +49,10 @@ typedef struct qtx_ckpt_resume {
  * (else one line naming the first differing key); every checksum touched is verified. */
 int qtx_ckpt_load(qtx_engine *eng, const char *dir, qtx_ckpt_resume *out, qtx_err *e);
 
+/* The model config a checkpoint's manifest records (meta: qtx_ckpt_meta), range-checked;
+ * dir names the checkpoint in messages. */
+int qtx_ckpt_model_from_meta(const cJSON *meta, const char *dir, qtx_model_config *c, qtx_err *e);
+
 /* Reads the whole of tensor `name` ("param", "adam_m" or "adam_v") into dst (rows x cols of
  * its global shape), for tests and tools. */
 int qtx_ckpt_read_full(const char *dir, const char *kind, const char *name, float **dst,

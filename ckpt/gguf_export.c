@@ -16,6 +16,7 @@
 
 #include "ckpt_internal.h"
 #include "ckpt_store.h"
+#include "ckpt_train.h"
 #include "gguf_write.h"
 #include "log.h"
 #include "params.h"
@@ -59,63 +60,6 @@ static int type_slot(qtx_qtype t) {
 }
 
 /* ---- the model config from the manifest --------------------------------------------------- */
-
-static int model_int(const char *dir, const cJSON *m, const char *key, int64_t lo, int64_t hi,
-                     int *out, qtx_err *e) {
-    int64_t v;
-    if (ckpt_json_i64(m, key, lo, hi, &v))
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s: manifest.json: model.%s is missing or not an integer in "
-                        "[%" PRId64 ", %" PRId64 "]; export needs a checkpoint saved by qtx train",
-                        dir, key, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
-static int model_float(const char *dir, const cJSON *m, const char *key, float *out, qtx_err *e) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
-    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s: manifest.json: model.%s is missing or not a positive "
-                        "number; export needs a checkpoint saved by qtx train",
-                        dir, key);
-    *out = (float)v->valuedouble;
-    return 0;
-}
-
-static int read_model(const char *dir, const cJSON *meta, qtx_model_config *c, qtx_err *e) {
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "model");
-    if (!cJSON_IsObject(m))
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s: manifest.json has no \"model\" object; export needs a "
-                        "checkpoint saved by qtx train",
-                        dir);
-    memset(c, 0, sizeof *c);
-    const int64_t big = (int64_t)1 << 30;
-    if (model_int(dir, m, "vocab_size", 1, big, &c->vocab_size, e) ||
-        model_int(dir, m, "dim", 1, big, &c->dim, e) ||
-        model_int(dir, m, "n_layers", 1, 1 << 20, &c->n_layers, e) ||
-        model_int(dir, m, "n_heads", 1, 1 << 20, &c->n_heads, e) ||
-        model_int(dir, m, "n_kv_heads", 1, 1 << 20, &c->n_kv_heads, e) ||
-        model_int(dir, m, "ffn_dim", 1, big, &c->ffn_dim, e) ||
-        model_int(dir, m, "max_seq_len", 1, big, &c->max_seq_len, e) ||
-        model_float(dir, m, "rope_theta", &c->rope_theta, e) ||
-        model_float(dir, m, "norm_eps", &c->norm_eps, e))
-        return QTX_ERR_INPUT;
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(m, "tie_embeddings");
-    if (!cJSON_IsBool(tie))
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s: manifest.json: model.tie_embeddings is missing or not "
-                        "true/false; export needs a checkpoint saved by qtx train",
-                        dir);
-    c->tie_embeddings = cJSON_IsTrue(tie);
-    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads)
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "checkpoint %s: manifest.json: model.dim %d must be a multiple of n_heads "
-                        "%d, and n_heads of n_kv_heads %d",
-                        dir, c->dim, c->n_heads, c->n_kv_heads);
-    return 0;
-}
 
 /* ---- the vocabulary ----------------------------------------------------------------------- */
 
@@ -373,7 +317,7 @@ int qtx_gguf_export(const qtx_export_options *o, qtx_export_stats *st_out, qtx_e
     qtx_gguf_writer *w = NULL;
     qtx_param_layout l = {0};
     out_tensor *outs = NULL;
-    rc = read_model(dir, meta, &cfg, e);
+    rc = qtx_ckpt_model_from_meta(meta, dir, &cfg, e);
     if (!rc) rc = load_tokenizer(dir, meta, o->tokenizer, tok_path, &json, &json_len, e);
     if (!rc) rc = read_vocab(tok_path, json, (size_t)json_len, cfg.vocab_size, &v, e);
     if (rc) goto done;

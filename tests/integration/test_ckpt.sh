@@ -8,24 +8,8 @@
 # keeps the last N; a checkpoint of another model is refused.
 # Usage: test_ckpt.sh QTX SOURCE_ROOT
 set -uo pipefail
-QTX=$(realpath "$1")
-SRC=$(realpath "$2")
-PY=${PYTHON:-python3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/qtx-ckpt.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI="mpirun --oversubscribe"
-
-bash "$SRC/scripts/make_corpus.sh" "$work/corpus" >/dev/null 2>&1 || { echo "FAIL: corpus"; exit 1; }
-"$QTX" tokenizer train --vocab-size 512 --doc-sep '<|doc|>' -o tok.json corpus/kjv_*.txt 2>/dev/null
-"$QTX" prep --tokenizer tok.json -o data --doc-sep '<|doc|>' --val-fraction 0.05 --seed 1 \
-  corpus/kjv_*.txt 2>/dev/null
-ls data/train_*.h5 >/dev/null 2>&1 && ok "dataset" || { fail "dataset"; exit 1; }
+source "$(dirname "$0")/lib.sh" ckpt "$@"
+qtx_dataset 512
 
 cat > cfg.yaml <<'YAML'
 model: {vocab_size: 512, dim: 64, n_layers: 4, n_heads: 4, n_kv_heads: 4, ffn_dim: 128, max_seq_len: 32}
@@ -239,5 +223,4 @@ r = subprocess.run([qtx, "train", "crash.yaml", "--set", f"train.steps={step + 2
 if r.returncode != 0 or f"resumed from crash/ckpt/{latest}" not in r.stderr: sys.exit(r.stderr[-500:])
 PY
 
-echo "test_ckpt: $passed passed, $failed failed"
-[ $failed = 0 ]
+qtx_done

@@ -11,28 +11,13 @@
 # Usage: test_export.sh QTX SOURCE_ROOT. Exits 77 (skip) without python3's gguf and numpy
 # (python3 -m pip install gguf).
 set -uo pipefail
-QTX=$(realpath "$1")
-SRC=$(realpath "$2")
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import gguf, numpy' 2>/dev/null; then
   echo "skip: python3 -m pip install gguf (needs gguf-py and numpy)"
   exit 77
 fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/qtx-export.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI="mpirun --oversubscribe"
-
-bash "$SRC/scripts/make_corpus.sh" "$work/corpus" >/dev/null 2>&1 || { echo "FAIL: corpus"; exit 1; }
-"$QTX" tokenizer train --vocab-size 512 --doc-sep '<|doc|>' -o tok.json corpus/kjv_*.txt 2>/dev/null
-"$QTX" prep --tokenizer tok.json -o data --doc-sep '<|doc|>' --val-fraction 0.05 --seed 1 \
-  corpus/kjv_*.txt 2>/dev/null
-ls data/train_*.h5 >/dev/null 2>&1 && ok "dataset" || { fail "dataset"; exit 1; }
+source "$(dirname "$0")/lib.sh" export "$@"
+qtx_dataset 512
 
 cat > cfg.yaml <<'YAML'
 model: {vocab_size: 512, dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 80, max_seq_len: 48}
@@ -232,5 +217,4 @@ rc=$?
   [ ! -e u.gguf ] && ok "a corrupt tokenizer copy is refused" || fail "corrupt tokenizer: rc $rc $(cat u.err)"
 [ -z "$(ls -a | grep '\.tmp\.')" ] && ok "no temporary files left" || fail "leftovers: $(ls -a | grep tmp)"
 
-echo "test_export: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+qtx_done

@@ -9,21 +9,8 @@
 # printed and exact; bad model files and bad usage get one line and exit 2.
 # Usage: test_infer.sh QTX SOURCE_ROOT
 set -uo pipefail
-QTX=$(realpath "$1")
-SRC=$(realpath "$2")
-PY=${PYTHON:-python3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/qtx-infer.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-bash "$SRC/scripts/make_corpus.sh" "$work/corpus" >/dev/null 2>&1 || { echo "FAIL: corpus"; exit 1; }
-"$QTX" tokenizer train --vocab-size 512 --doc-sep '<|doc|>' -o tok.json corpus/kjv_*.txt 2>/dev/null
-"$QTX" prep --tokenizer tok.json -o data --doc-sep '<|doc|>' --val-fraction 0.05 --seed 1 \
-  corpus/kjv_*.txt 2>/dev/null
+source "$(dirname "$0")/lib.sh" infer "$@"
+qtx_dataset 512
 # head size 32, so q8/q4 KV caches and q8_0/q4_0 weights apply everywhere
 cat > cfg.yaml <<'YAML'
 model: {vocab_size: 512, dim: 128, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 256, max_seq_len: 128}
@@ -105,5 +92,4 @@ bad "--kv-quant 'q5': expected f32, q8 or q4" "$QTX" generate m_q8_0.gguf -p x -
 bad "-n 200 exceed the context of 128 tokens; lower -n or raise --ctx" "$QTX" generate m_q8_0.gguf -p "And God said" -n 200
 bad "nothing.gguf: no such file or directory" "$QTX" eval nothing.gguf --data data
 
-echo "test_infer: $passed passed, $failed failed"
-[ $failed = 0 ]
+qtx_done

@@ -8,24 +8,13 @@
 # without it the test exits 77 (skipped): building llama.cpp takes longer than CI allows.
 # Usage: test_llama_cpp.sh QTX SOURCE_ROOT
 set -uo pipefail
-QTX=$(realpath "$1")
-SRC=$(realpath "$2")
 L=${LLAMA_CPP_BIN:-}
 if [ -z "$L" ] || [ ! -x "$L/llama-tokenize" ] || [ ! -x "$L/llama-simple" ]; then
   echo "SKIP: set LLAMA_CPP_BIN to a directory with llama.cpp's llama-tokenize and llama-simple"
   exit 77
 fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/qtx-llama.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-bash "$SRC/scripts/make_corpus.sh" "$work/corpus" >/dev/null 2>&1
-"$QTX" tokenizer train --vocab-size 1024 --doc-sep '<|doc|>' -o tok.json corpus/kjv_*.txt 2>/dev/null
-"$QTX" prep --tokenizer tok.json -o data --doc-sep '<|doc|>' --val-fraction 0.05 corpus/kjv_*.txt 2>/dev/null
+source "$(dirname "$0")/lib.sh" llama "$@"
+qtx_dataset 1024
 cat > cfg.yaml <<'YAML'
 model: {vocab_size: 1024, dim: 128, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 256, max_seq_len: 128}
 data: {train: data/train_*.h5, seq_len: 64, global_batch: 16, micro_batch: 16}
@@ -55,5 +44,4 @@ for p in "And God said" "In the beginning" "The LORD is my shepherd" "And it cam
   [ "$p$a" = "$b" ] || [ "$p$a" = "$b"$'\n' ] || [ "$p${a%$'\n'}" = "${b%$'\n'}" ] &&
     ok "greedy continuation of '$p' equals llama.cpp's" || fail "'$p': qtx '$a' llama.cpp '$b'"
 done
-echo "test_llama_cpp: $passed passed, $failed failed"
-[ $failed = 0 ]
+qtx_done

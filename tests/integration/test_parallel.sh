@@ -7,24 +7,9 @@
 # exit 2 on every rank; a rank that is killed or fails takes the whole job down quickly.
 # Usage: test_parallel.sh QTX SOURCE_ROOT
 set -uo pipefail
-QTX=$(realpath "$1")
-SRC=$(realpath "$2")
-PY=${PYTHON:-python3}
-work=$(mktemp -d "${TMPDIR:-/tmp}/qtx-parallel.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPI="mpirun --oversubscribe"
-
-bash "$SRC/scripts/make_corpus.sh" "$work/corpus" >/dev/null 2>&1 || { echo "FAIL: corpus"; exit 1; }
-"$QTX" tokenizer train --vocab-size 512 --doc-sep '<|doc|>' -o tok.json corpus/kjv_*.txt 2>/dev/null
-"$QTX" prep --tokenizer tok.json -o data --doc-sep '<|doc|>' --val-fraction 0.05 --seed 1 \
-  corpus/kjv_*.txt 2>/dev/null
-ls data/train_*.h5 >/dev/null 2>&1 && ok "dataset" || { fail "dataset"; exit 1; }
+export OMPI_MCA_rmaps_base_oversubscribe=1
+source "$(dirname "$0")/lib.sh" parallel "$@"
+qtx_dataset 512
 
 # 4 layers so pp 4 has a layer per stage; dims divisible by tp 4.
 cat > cfg.yaml <<'YAML'
@@ -222,5 +207,4 @@ rc=$?
 grep -q 'error: shard half/train_b.h5: chunk checksum mismatch' corrupt.log &&
   ok "the failing rank names the reason" || fail "corrupt reason: $(grep -m2 error corrupt.log)"
 
-echo "test_parallel: $passed passed, $failed failed"
-[ $failed = 0 ]
+qtx_done
