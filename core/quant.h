@@ -8,7 +8,9 @@
  *   q4_0: 32 values = f16 scale d, then 16 bytes of nibbles;      x = d (q - 8)
  *         byte j holds value j in its low nibble and value j + 16 in its high nibble.
  * Dot products of q8_0 / q4_0 weights run on q8_0 activations in integer arithmetic: per
- * block an exact int32 sum of products, scaled by d_w d_x and accumulated in float. The
+ * block an exact int32 sum of products, scaled by d_w d_x and accumulated in float. Weight
+ * bytes may take any value; activation quants lie in [-127, 127], which every q8_0 quantizer
+ * here (and ggml's) produces, so SIMD paths may negate them without overflow. The
  * generic C path defines the results; AVX2, AVX-512 (with VNNI where present) and NEON
  * paths are chosen at run time and give the same per-block integer sums.
  */
@@ -76,6 +78,15 @@ const qtx_qtype_traits *qtx_qtype_get(qtx_qtype t);
 /* Bytes of a row of n values (n a multiple of the block size). */
 size_t qtx_qtype_row_bytes(qtx_qtype t, int64_t n);
 
+/* A tile of a matrix product: y[c * ldy + r] = dot(weight row r, activation row c) for
+ * r < nr, c < nc (1 <= nr <= QTX_TILE_R, 1 <= nc <= QTX_TILE_C), n values per row, weight
+ * rows w_row bytes apart and q8_0 activation rows x_row bytes apart. Every element is
+ * computed the same way whatever the tile's shape. */
+typedef void (*qtx_tile_fn)(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                            size_t x_row, float *y, int64_t ldy);
+#define QTX_TILE_R 4 /* weight rows per tile */
+#define QTX_TILE_C 3 /* activation rows per tile */
+
 /* The kernels of one instruction set. */
 typedef struct qtx_quant_kernels {
     qtx_isa isa;
@@ -85,6 +96,8 @@ typedef struct qtx_quant_kernels {
     qtx_vec_dot_fn dot_q4_0_q8_0;
     qtx_dot_blocks_fn blocks_q8_0_q8_0;
     qtx_dot_blocks_fn blocks_q4_0_q8_0;
+    qtx_tile_fn tile_q8_0_q8_0; /* what qtx_qmatmul runs for quantized weights */
+    qtx_tile_fn tile_q4_0_q8_0;
 } qtx_quant_kernels;
 
 /* The kernels for isa, or NULL when this build or this CPU lacks it. */
@@ -94,7 +107,8 @@ const qtx_quant_kernels *qtx_quant_kernels_best(void);
 
 /* Y[m, rows] = X[m, n] W^T for W [rows, n] of type wt (f32, f16, q8_0 or q4_0): X is
  * converted to W's dot type once, then rows are split over the OpenMP threads. m = 1 is a
- * matrix-vector product (decode); m > 1 a batch (prompt). scratch holds
+ * matrix-vector product (decode); m > 1 a batch (prompt), in tiles of QTX_TILE_R weight
+ * rows by QTX_TILE_C activation rows for quantized weights. scratch holds
  * qtx_qmatmul_scratch_bytes(wt, n, m) bytes. */
 void qtx_qmatmul(qtx_qtype wt, const void *W, int64_t rows, int64_t n, const float *X, int64_t m,
                  float *Y, void *scratch);
@@ -108,6 +122,10 @@ void qtx_quantize_row_q8_0_ref(const float *x, void *y, int64_t n);
 void qtx_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 void qtx_dequantize_row_q8_0(const void *x, float *y, int64_t n);
 void qtx_dequantize_row_q4_0(const void *x, float *y, int64_t n);
+
+/* A tile computed one dot product at a time, for the kernel tables without their own. */
+void qtx_tile_by_dot(qtx_vec_dot_fn dot, int64_t n, int nr, int nc, const void *w, size_t w_row,
+                     const void *x, size_t x_row, float *y, int64_t ldy);
 
 /* "generic", "avx2", ... for any isa < QTX_ISA_COUNT, also one this build or CPU lacks. */
 const char *qtx_isa_name(qtx_isa isa);

@@ -1,10 +1,11 @@
 /* quant_avx2.c: the AVX2 (+ FMA, F16C) kernels of core/quant.h, chosen at run time.
  *
- * Compiled on any x86-64 build (each function carries its target), empty elsewhere. Every
- * block sum is exact over the whole int8 range (no maddubs sign trick, which is wrong for
- * -128): q8_0 x q8_0 widens to int16 and uses vpmaddwd; q4_0 x q8_0 multiplies the unsigned
- * nibbles with vpmaddubsw and subtracts 8 sum(x). Eight blocks' sums are gathered into one
- * vector with horizontal adds, converted and scaled once per block, as the generic code does.
+ * Compiled on any x86-64 build (each function carries its target), empty elsewhere. Block
+ * sums are exact: q8_0 x q8_0 multiplies |w| by x carrying w's sign with vpmaddubsw (exact
+ * for every weight byte, -128 included, since activations never hold -128); q4_0 x q8_0
+ * multiplies the unsigned nibbles and subtracts 8 sum(x). Dot products convert each block's
+ * eight int32 lanes to float and scale them by d_w d_x (as ggml does), in two running sums;
+ * blocks_* gather eight blocks' exact sums with horizontal adds for the tests.
  * The activation quantizer rounds half away from zero, like roundf in the reference.
  */
 #if defined(__x86_64__) || defined(_M_X64)
@@ -15,13 +16,14 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
-/* Eight int32 lanes whose sum is the block's exact sum of products. */
+/* Eight int32 lanes whose sum is the block's exact sum of products. vpmaddubsw multiplies
+ * |w| (unsigned, 128 for -128) by x carrying w's sign: exact for any weight byte as long as
+ * x > -128, which the q8_0 quantizers guarantee (pairs stay within +-2 * 128 * 127). */
 static inline AVX2 __m256i part_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_block_q8_0 *x) {
-    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w->qs));
-    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w->qs + 16)));
-    const __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->qs));
-    const __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x->qs + 16)));
-    return _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
+    const __m256i wv = _mm256_loadu_si256((const __m256i *)w->qs);
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
 static inline AVX2 __m256i part_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
@@ -63,13 +65,7 @@ static inline AVX2 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p
             PART((w) + 4, (x) + 4), PART((w) + 5, (x) + 5), PART((w) + 6, (x) + 6),                \
             PART((w) + 7, (x) + 7))
 
-/* The f16 scales of blocks p[0..7] as floats. */
-#define SCALES8(p)                                                                                 \
-    _mm256_cvtph_ps(_mm_setr_epi16((short)(p)[0].d, (short)(p)[1].d, (short)(p)[2].d,              \
-                                   (short)(p)[3].d, (short)(p)[4].d, (short)(p)[5].d,              \
-                                   (short)(p)[6].d, (short)(p)[7].d))
-
-#define DEFINE_KERNELS(NAME, WT, PART)                                                             \
+#define DEFINE_BLOCKS(NAME, WT, PART)                                                              \
     static AVX2 void blocks_##NAME(int64_t nb, int32_t *isum, const void *vw, const void *vx) {    \
         const WT *w = vw;                                                                          \
         const qtx_block_q8_0 *x = vx;                                                              \
@@ -77,25 +73,37 @@ static inline AVX2 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p
         for (; b + 8 <= nb; b += 8)                                                                \
             _mm256_storeu_si256((__m256i *)(isum + b), SUMS8(PART, w + b, x + b));                 \
         for (; b < nb; b++) isum[b] = hsum_i32(PART(w + b, x + b));                                \
-    }                                                                                              \
-    static AVX2 void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
-        const WT *w = vw;                                                                          \
-        const qtx_block_q8_0 *x = vx;                                                              \
-        const int64_t nb = n / QTX_QK;                                                             \
-        __m256 acc = _mm256_setzero_ps();                                                          \
-        int64_t b = 0;                                                                             \
-        for (; b + 8 <= nb; b += 8) {                                                              \
-            const __m256 d = _mm256_mul_ps(SCALES8(w + b), SCALES8(x + b));                        \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SUMS8(PART, w + b, x + b)), d, acc);          \
-        }                                                                                          \
-        float sum = hsum_ps(acc);                                                                  \
-        for (; b < nb; b++)                                                                        \
-            sum += (float)hsum_i32(PART(w + b, x + b)) * (_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));  \
-        *s = sum;                                                                                  \
     }
 
-DEFINE_KERNELS(q8_0_q8_0, qtx_block_q8_0, part_q8_0_q8_0)
-DEFINE_KERNELS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
+DEFINE_BLOCKS(q8_0_q8_0, qtx_block_q8_0, part_q8_0_q8_0)
+DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
+
+#define TILE_ATTR AVX2
+#define TILE_PAIR(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define TILE_NAME(x) avx2_##x
+#include "quant_tile_x86.h"
+
+/* Dot products (one weight row streamed front to back: decoding): two running sums over
+ * alternate blocks, each block's lanes converted and scaled as in the tile. */
+#define DEFINE_DOT(NAME, WB, LOAD)                                                                 \
+    static AVX2 void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
+        const uint8_t *w = vw, *x = vx;                                                            \
+        const int64_t nb = n / QTX_QK;                                                             \
+        const size_t xb = sizeof(qtx_block_q8_0);                                                  \
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            const uint8_t *wp = w + (size_t)b * (WB), *xp = x + (size_t)b * xb;                    \
+            const __m256i wv = LOAD(wp);                                                           \
+            const __m256i p =                                                                      \
+                TILE_PAIR(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(avx2_load_q8(xp), wv));       \
+            acc[b & 1] = _mm256_fmadd_ps(                                                          \
+                _mm256_cvtepi32_ps(p), _mm256_mul_ps(avx2_scale(wp), avx2_scale(xp)), acc[b & 1]); \
+        }                                                                                          \
+        *s = avx2_hsum(_mm256_add_ps(acc[0], acc[1]));                                             \
+    }
+
+DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)
+DEFINE_DOT(q4_0_q8_0, sizeof(qtx_block_q4_0), avx2_load_q4)
 
 /* Eight values of x * id rounded half away from zero (roundf), as int32. */
 static inline AVX2 __m256i round_away(__m256 p) {
@@ -183,6 +191,8 @@ const qtx_quant_kernels qtx_quant_kernels_avx2 = {
     .dot_q4_0_q8_0 = dot_q4_0_q8_0,
     .blocks_q8_0_q8_0 = blocks_q8_0_q8_0,
     .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
+    .tile_q8_0_q8_0 = avx2_tile_q8_0_q8_0,
+    .tile_q4_0_q8_0 = avx2_tile_q4_0_q8_0,
 };
 
 #endif

@@ -172,6 +172,20 @@ DEFINE_KERNELS(q4_0_q8_0, AVX512, qtx_block_q4_0, pair_q4_0_q8_0, part1_q4_0_q8_
 DEFINE_KERNELS(q8_0_q8_0_vnni, VNNI, qtx_block_q8_0, pair_q8_0_q8_0_vnni, part1_q8_0_q8_0_vnni)
 DEFINE_KERNELS(q4_0_q8_0_vnni, VNNI, qtx_block_q4_0, pair_q4_0_q8_0_vnni, part1_q4_0_q8_0_vnni)
 
+/* Matrix tiles (quant_tile_x86.h): 256-bit, with AVX-512VL's 32 registers; VNNI's vpdpbusd
+ * sums the four products of each lane in one instruction, without vpmaddubsw's int16 step. */
+#define TILE_ATTR AVX512
+#define TILE_PAIR(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define TILE_NAME(x) avx512_##x
+#include "quant_tile_x86.h"
+#undef TILE_ATTR
+#undef TILE_PAIR
+#undef TILE_NAME
+#define TILE_ATTR VNNI
+#define TILE_PAIR(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+#define TILE_NAME(x) vnni_##x
+#include "quant_tile_x86.h"
+
 /* Sixteen values of x * id rounded half away from zero (roundf), as int8. */
 static inline AVX512 __m128i round_away_i8(__m512 p) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
@@ -246,6 +260,8 @@ const qtx_quant_kernels qtx_quant_kernels_avx512 = {
     .dot_q4_0_q8_0 = dot_q4_0_q8_0,
     .blocks_q8_0_q8_0 = blocks_q8_0_q8_0,
     .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
+    .tile_q8_0_q8_0 = avx512_tile_q8_0_q8_0,
+    .tile_q4_0_q8_0 = avx512_tile_q4_0_q8_0,
 };
 
 const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
@@ -256,6 +272,8 @@ const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
     .dot_q4_0_q8_0 = dot_q4_0_q8_0_vnni,
     .blocks_q8_0_q8_0 = blocks_q8_0_q8_0_vnni,
     .blocks_q4_0_q8_0 = blocks_q4_0_q8_0_vnni,
+    .tile_q8_0_q8_0 = vnni_tile_q8_0_q8_0,
+    .tile_q4_0_q8_0 = vnni_tile_q4_0_q8_0,
 };
 
 #endif

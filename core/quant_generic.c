@@ -77,6 +77,16 @@ void qtx_dot_f16_generic(int64_t n, float *s, const void *vw, const void *vx) {
     *s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+static void tile_q8_0_q8_0(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                           size_t x_row, float *y, int64_t ldy) {
+    qtx_tile_by_dot(dot_q8_0_q8_0, n, nr, nc, w, w_row, x, x_row, y, ldy);
+}
+
+static void tile_q4_0_q8_0(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                           size_t x_row, float *y, int64_t ldy) {
+    qtx_tile_by_dot(dot_q4_0_q8_0, n, nr, nc, w, w_row, x, x_row, y, ldy);
+}
+
 const qtx_quant_kernels qtx_quant_kernels_generic = {
     .isa = QTX_ISA_GENERIC,
     .name = "generic",
@@ -85,4 +95,6 @@ const qtx_quant_kernels qtx_quant_kernels_generic = {
     .dot_q4_0_q8_0 = dot_q4_0_q8_0,
     .blocks_q8_0_q8_0 = blocks_q8_0_q8_0,
     .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
+    .tile_q8_0_q8_0 = tile_q8_0_q8_0,
+    .tile_q4_0_q8_0 = tile_q4_0_q8_0,
 };

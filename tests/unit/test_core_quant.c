@@ -7,11 +7,11 @@
  *    numpy mirror of ggml-quants.c) for inputs built to hit every rounding edge, and the
  *    traits table;
  *  - for every instruction set this CPU runs (SKIP lines for the others): block sums bit for
- *    bit equal to the generic C ones (also over the full int8 range, -128 included), dot
- *    products within 1e-6 of generic relative to the magnitude of their block terms,
- *    activation bytes identical to the reference, and qtx_qmatmul within 1e-5 relative of a
- *    double-precision product of the dequantized operands, for f32, f16, q8_0 and q4_0
- *    weights.
+ *    bit equal to the generic C ones (also over every weight byte, -128 included, with
+ *    activations in [-127, 127]), dot products within 1e-6 of generic relative to the
+ *    magnitude of their block terms, activation bytes identical to the reference, and
+ *    qtx_qmatmul within 1e-5 relative of a double-precision product of the dequantized
+ *    operands, for f32, f16, q8_0 and q4_0 weights.
  */
 #include <math.h>
 #include <stdint.h>
@@ -316,14 +316,21 @@ static float normal(rng *r) {
     return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
-/* Random q8_0 / q4_0 blocks over the whole range of their bytes (q8 -128 included), with
- * scales of either sign from 0.1 to 1. */
-static void random_blocks(rng *r, uint8_t *p, int64_t nb, size_t block_bytes) {
+/* Random q8_0 / q4_0 blocks over the whole range of their bytes, with scales of either sign
+ * from 0.1 to 1. Weight blocks take every byte (q8 -128 included, and often: one value in 16);
+ * activation blocks (act) stay in [-127, 127], as quant.h promises the kernels. */
+static void random_blocks(rng *r, uint8_t *p, int64_t nb, size_t block_bytes, int act) {
     for (int64_t b = 0; b < nb; b++) {
         uint8_t *blk = p + (size_t)b * block_bytes;
         const qtx_f16 d = qtx_f32_to_f16((float)(exp(-2.3 * uniform(r)) * (b & 1 ? -1 : 1)));
         memcpy(blk, &d, 2);
-        for (size_t j = 2; j < block_bytes; j++) blk[j] = (uint8_t)(splitmix64(&r->s) >> 56);
+        for (size_t j = 2; j < block_bytes; j++) {
+            const uint64_t u = splitmix64(&r->s);
+            uint8_t v = (uint8_t)(u >> 56);
+            if ((u & 15) == 0) v = act ? 0x81 : 0x80; /* the extremes, -127 / -128 */
+            if (act && v == 0x80) v = 0x7F;
+            blk[j] = v;
+        }
     }
 }
 
@@ -363,9 +370,9 @@ static void case_make(case_data *c, rng *r, int64_t n, int64_t rows, int64_t m) 
         for (int64_t j = 0; j < n; j++) c->wf16[i * n + j] = qtx_f32_to_f16(c->w[i * n + j]);
     }
     for (int64_t i = 0; i < m; i++) qtx_quantize_row_q8_0_ref(c->x + i * n, c->xq8 + i * b8, n);
-    random_blocks(r, c->rq8, rows * (n / 32), 34);
-    random_blocks(r, c->rq4, rows * (n / 32), 18);
-    random_blocks(r, c->rx, m * (n / 32), 34);
+    random_blocks(r, c->rq8, rows * (n / 32), 34, 0);
+    random_blocks(r, c->rq4, rows * (n / 32), 18, 0);
+    random_blocks(r, c->rx, m * (n / 32), 34, 1);
 }
 
 static void case_free(case_data *c) {
@@ -392,6 +399,7 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
     const qtx_dot_blocks_fn gb = wt == QTX_Q_Q8_0 ? g->blocks_q8_0_q8_0 : g->blocks_q4_0_q8_0;
     const qtx_vec_dot_fn kd = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
     const qtx_vec_dot_fn gd = wt == QTX_Q_Q8_0 ? g->dot_q8_0_q8_0 : g->dot_q4_0_q8_0;
+    const qtx_tile_fn kt = wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0;
     int32_t *ik = malloc((size_t)nb * sizeof(int32_t)), *ig = malloc((size_t)nb * sizeof(int32_t));
     int64_t bad = 0;
     double max_diff = 0, max_mag = 0;
@@ -402,9 +410,10 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
             kb(nb, ik, w, x);
             gb(nb, ig, w, x);
             bad += memcmp(ik, ig, (size_t)nb * sizeof(int32_t)) != 0;
-            float sk, sg;
+            float sk, sg, st;
             kd(n, &sk, w, x);
             gd(n, &sg, w, x);
+            kt(n, 1, 1, w, bw, x, bx, &st, 1);
             double mag = 0;
             for (int64_t b = 0; b < nb; b++) {
                 qtx_f16 hw, hx;
@@ -412,14 +421,30 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
                 memcpy(&hx, x + (size_t)b * 34, 2);
                 mag += fabs((double)ig[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
             }
-            const double diff = fabs((double)sk - (double)sg);
+            const double diff = fmax(fabs((double)sk - (double)sg), fabs((double)st - (double)sg));
             max_diff = diff > max_diff || isnan(diff) ? (isnan(diff) ? INFINITY : diff) : max_diff;
             max_mag = mag > max_mag ? mag : max_mag;
         }
     T_CHECK(bad == 0, "%s %s n=%lld: %lld row pairs with block sums != generic", k->name, what,
             (long long)n, (long long)bad);
     const double e = max_mag > 0 ? max_diff / max_mag : max_diff;
-    T_CHECK(e <= 1e-6, "%s %s n=%lld: dot rel err %.3g vs generic", k->name, what, (long long)n, e);
+    T_CHECK(e <= 1e-6, "%s %s n=%lld: dot / 1 x 1 tile rel err %.3g vs generic", k->name, what,
+            (long long)n, e);
+    /* Every tile shape gives each element exactly as the 1 x 1 tile does. */
+    float y[QTX_TILE_R * QTX_TILE_C], y1;
+    int64_t shape_bad = 0;
+    for (int nr = 1; nr <= QTX_TILE_R && nr <= c->rows; nr++)
+        for (int nc = 1; nc <= QTX_TILE_C && nc <= c->m; nc++) {
+            memset(y, 0xFF, sizeof y);
+            kt(n, nr, nc, W, bw, X, bx, y, nr);
+            for (int r = 0; r < nr; r++)
+                for (int i = 0; i < nc; i++) {
+                    kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * bx, bx, &y1, 1);
+                    shape_bad += memcmp(&y1, &y[i * nr + r], sizeof y1) != 0;
+                }
+        }
+    T_CHECK(shape_bad == 0, "%s %s n=%lld: %lld tile elements differ from the 1 x 1 tile", k->name,
+            what, (long long)n, (long long)shape_bad);
     free(ik);
     free(ig);
 }
@@ -461,12 +486,19 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
             (long long)n, (long long)rows, (long long)m, e);
     /* the quantized activations are exactly the reference's */
     if (sb) T_CHECK(memcmp(scratch, c->xq8, sb) == 0, "%s qmatmul activation bytes", k->name);
-    /* each element is the ISA's dot product of its row and column */
-    if (tr->is_quantized && rows > 2 && m > 1) {
+    /* each element is the ISA's dot product of its row and column (m = 1), or their 1 x 1
+     * tile (a batch) */
+    if (tr->is_quantized && rows > 2) {
+        const int64_t i = m - 1;
+        const uint8_t *wr = (const uint8_t *)W + 2 * bw, *xr = c->xq8 + (size_t)i * bx;
         float s = 0;
-        (wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0)(n, &s, (const uint8_t *)W + 2 * bw,
-                                                                 c->xq8 + bx);
-        T_CHECK(s == y[1 * rows + 2], "%s qmatmul Y[1, 2] is dot(W[2], X[1])", k->name);
+        if (m == 1)
+            (wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0)(n, &s, wr, xr);
+        else
+            (wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0)(n, 1, 1, wr, bw, xr, bx, &s,
+                                                                       1);
+        T_CHECK(s == y[i * rows + 2], "%s qmatmul %s m=%lld: Y[%lld, 2] is W[2] . X[%lld]", k->name,
+                tr->name, (long long)m, (long long)i, (long long)i);
     }
     free(scratch);
     free(wd);
@@ -483,7 +515,7 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
     const int d = first_diff(q8, q8_0_ref_bytes, sizeof q8);
     T_CHECK(d < 0, "%s quantize_row_q8_0 differs from the reference at byte %d", k->name, d);
 
-    static const int64_t ns[] = {32, 64, 96, 4096 + 32}, rowss[] = {1, 3, 17}, ms[] = {1, 5};
+    static const int64_t ns[] = {32, 64, 96, 4096 + 32}, rowss[] = {1, 3, 17}, ms[] = {1, 2, 5};
     rng r = {42};
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
         for (size_t b = 0; b < sizeof rowss / sizeof rowss[0]; b++)
