@@ -323,74 +323,113 @@ void qtx_tile_by_dot(qtx_vec_dot_fn dot, int64_t n, int nr, int nc, const void *
                 (const char *)x + (size_t)c * x_row);
 }
 
-#define QMM_TILE                                                                                   \
-    8 /* rows of f32 / f16 W per task: a tile stays in cache while it meets every x                \
-       */
+/* Weight rows per task: a tile's worth for batches of quantized weights, else 8 rows that
+ * stay in cache while they meet every activation row. */
+#define QMM_ROWS 8
 
-void qtx_qmatmul_with(const qtx_quant_kernels *k, qtx_qtype wt, const void *W, int64_t rows,
-                      int64_t n, const float *X, int64_t m, float *Y, void *scratch) {
-    if (!k) k = qtx_quant_kernels_best();
-    QTX_CHECK((unsigned)k->isa < QTX_ISA_COUNT && g_impl[k->isa].k == k,
-              "qtx_qmatmul: unknown kernel table");
-    const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul");
-    QTX_CHECK(rows >= 0 && m >= 0 && n >= 0 && n % tr->block_size == 0,
-              "qtx_qmatmul: %s weights need n %% %lld == 0 (n = %lld)", tr->name,
-              (long long)tr->block_size, (long long)n);
-    const size_t w_row = qtx_qtype_row_bytes(wt, n);
-    qtx_vec_dot_fn dot = NULL;
-    qtx_tile_fn tile = NULL;
-    const char *xa;
+typedef struct qmm_part {
+    const char *w;
+    size_t w_row;
+    int64_t rows;
+    float *Y;
+    qtx_vec_dot_fn dot; /* one of dot / tile */
+    qtx_tile_fn tile;
+    const char *xa; /* the activations in the form the kernel reads */
     size_t x_row;
-    switch (wt) {
-    case QTX_Q_F32:
-    case QTX_Q_F16:
-        dot = wt == QTX_Q_F32 ? g_impl[k->isa].dot_f32 : g_impl[k->isa].dot_f16;
-        xa = (const char *)X;
-        x_row = (size_t)n * sizeof(float);
-        break;
-    case QTX_Q_Q8_0:
-    case QTX_Q_Q4_0:
-        /* A batch runs in tiles; one row streams each weight row once, front to back, which
-         * keeps the prefetchers ahead better than a tile's interleaved rows do. */
-        if (m > 1)
-            tile = wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0;
-        else
-            dot = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
-        x_row = qtx_qtype_row_bytes(QTX_Q_Q8_0, n);
-        QTX_CHECK(scratch || m == 0 || n == 0, "qtx_qmatmul: %s weights need scratch", tr->name);
-#pragma omp parallel for schedule(static) if (m > 1 && m * n >= 65536)
-        for (int64_t i = 0; i < m; i++)
-            k->quantize_row_q8_0(X + i * n, (char *)scratch + (size_t)i * x_row, n);
-        xa = scratch;
-        break;
-    default:
-        QTX_CHECK(0, "qtx_qmatmul: unsupported weight type %s", tr->name);
-    }
-    const char *w = W;
-    if (tile) {
-        /* Each task is QTX_TILE_R weight rows against every activation row, QTX_TILE_C at a
-         * time: the weight rows stay in L1 while the activations stream from L2. */
-        const int64_t n_rt = (rows + QTX_TILE_R - 1) / QTX_TILE_R;
-#pragma omp parallel for schedule(static) if (rows * n * m >= 65536)
-        for (int64_t t = 0; t < n_rt; t++) {
-            const int64_t r0 = t * QTX_TILE_R;
-            const int nr = (int)(rows - r0 < QTX_TILE_R ? rows - r0 : QTX_TILE_R);
-            for (int64_t c0 = 0; c0 < m; c0 += QTX_TILE_C) {
-                const int nc = (int)(m - c0 < QTX_TILE_C ? m - c0 : QTX_TILE_C);
-                tile(n, nr, nc, w + (size_t)r0 * w_row, w_row, xa + (size_t)c0 * x_row, x_row,
-                     &Y[c0 * rows + r0], rows);
-            }
+    int64_t rows_per_task, task0, n_tasks;
+} qmm_part;
+
+/* Rows [r0, r0 + nr) of one part against every activation row. */
+static void qmm_task(const qmm_part *p, int64_t m, int64_t n, int64_t r0, int64_t nr) {
+    if (p->tile) {
+        for (int64_t c0 = 0; c0 < m; c0 += QTX_TILE_C) {
+            const int nc = (int)(m - c0 < QTX_TILE_C ? m - c0 : QTX_TILE_C);
+            p->tile(n, (int)nr, nc, p->w + (size_t)r0 * p->w_row, p->w_row,
+                    p->xa + (size_t)c0 * p->x_row, p->x_row, &p->Y[c0 * p->rows + r0], p->rows);
         }
         return;
     }
-    const int64_t n_tiles = (rows + QMM_TILE - 1) / QMM_TILE;
-#pragma omp parallel for schedule(static) if (rows * n * m >= 65536)
-    for (int64_t t = 0; t < n_tiles; t++) {
-        const int64_t r0 = t * QMM_TILE, r1 = r0 + QMM_TILE < rows ? r0 + QMM_TILE : rows;
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t r = r0; r < r1; r++)
-                dot(n, &Y[i * rows + r], w + (size_t)r * w_row, xa + (size_t)i * x_row);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t r = r0; r < r0 + nr; r++)
+            p->dot(n, &p->Y[i * p->rows + r], p->w + (size_t)r * p->w_row,
+                   p->xa + (size_t)i * p->x_row);
+}
+
+void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, int64_t n,
+                      const float *X, int64_t m, void *scratch) {
+    if (!k) k = qtx_quant_kernels_best();
+    QTX_CHECK((unsigned)k->isa < QTX_ISA_COUNT && g_impl[k->isa].k == k,
+              "qtx_qmatmul: unknown kernel table");
+    QTX_CHECK(n_w >= 1 && n_w <= QTX_QMM_MAX && m >= 0 && n >= 0,
+              "qtx_qmatmul: %d weights (1..%d), m = %lld, n = %lld", n_w, QTX_QMM_MAX, (long long)m,
+              (long long)n);
+    const size_t xq_row = qtx_qtype_row_bytes(QTX_Q_Q8_0, n - n % QTX_QK);
+    qmm_part parts[QTX_QMM_MAX];
+    int64_t n_tasks = 0, work = 0;
+    int quantized = 0;
+    for (int i = 0; i < n_w; i++) {
+        const qtx_qtype wt = ws[i].wt;
+        const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul");
+        QTX_CHECK(ws[i].rows >= 0 && n % tr->block_size == 0,
+                  "qtx_qmatmul: %s weights need n %% %lld == 0 (n = %lld)", tr->name,
+                  (long long)tr->block_size, (long long)n);
+        qmm_part *p = &parts[i];
+        memset(p, 0, sizeof *p);
+        p->w = ws[i].W;
+        p->w_row = qtx_qtype_row_bytes(wt, n);
+        p->rows = ws[i].rows;
+        p->Y = ws[i].Y;
+        p->rows_per_task = QMM_ROWS;
+        switch (wt) {
+        case QTX_Q_F32:
+        case QTX_Q_F16:
+            p->dot = wt == QTX_Q_F32 ? g_impl[k->isa].dot_f32 : g_impl[k->isa].dot_f16;
+            p->xa = (const char *)X;
+            p->x_row = (size_t)n * sizeof(float);
+            break;
+        case QTX_Q_Q8_0:
+        case QTX_Q_Q4_0:
+            /* A batch runs in tiles; one activation row streams each weight row front to
+             * back, which keeps the prefetchers further ahead than a tile's rows do. */
+            if (m > 1) {
+                p->tile = wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0;
+                p->rows_per_task = QTX_TILE_R;
+            } else {
+                p->dot = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
+            }
+            p->xa = scratch;
+            p->x_row = xq_row;
+            quantized = 1;
+            break;
+        default:
+            QTX_CHECK(0, "qtx_qmatmul: unsupported weight type %s", tr->name);
+        }
+        p->task0 = n_tasks;
+        p->n_tasks = (p->rows + p->rows_per_task - 1) / p->rows_per_task;
+        n_tasks += p->n_tasks;
+        work += p->rows * n * m;
     }
+    if (quantized) { /* the activations once to q8_0, for every quantized weight */
+        QTX_CHECK(scratch || m == 0 || n == 0, "qtx_qmatmul: quantized weights need scratch");
+#pragma omp parallel for schedule(static) if (m > 1 && m * n >= 65536)
+        for (int64_t i = 0; i < m; i++)
+            k->quantize_row_q8_0(X + i * n, (char *)scratch + (size_t)i * xq_row, n);
+    }
+    /* One loop over the tasks of all the weights: one fork and join for the whole group. */
+#pragma omp parallel for schedule(static) if (work >= 65536)
+    for (int64_t t = 0; t < n_tasks; t++) {
+        int i = 0;
+        while (t >= parts[i].task0 + parts[i].n_tasks) i++;
+        const qmm_part *p = &parts[i];
+        const int64_t r0 = (t - p->task0) * p->rows_per_task;
+        qmm_task(p, m, n, r0, p->rows - r0 < p->rows_per_task ? p->rows - r0 : p->rows_per_task);
+    }
+}
+
+void qtx_qmatmul_with(const qtx_quant_kernels *k, qtx_qtype wt, const void *W, int64_t rows,
+                      int64_t n, const float *X, int64_t m, float *Y, void *scratch) {
+    const qtx_qmm w = {wt, W, rows, Y};
+    qtx_qmatmul_many(k, &w, 1, n, X, m, scratch);
 }
 
 void qtx_qmatmul(qtx_qtype wt, const void *W, int64_t rows, int64_t n, const float *X, int64_t m,

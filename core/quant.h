@@ -114,6 +114,24 @@ void qtx_qmatmul(qtx_qtype wt, const void *W, int64_t rows, int64_t n, const flo
                  float *Y, void *scratch);
 size_t qtx_qmatmul_scratch_bytes(qtx_qtype wt, int64_t n, int64_t m);
 
+/* One weight matrix of a fused product: Y [m, rows] = X W^T, W [rows, n] of type wt. */
+typedef struct qtx_qmm {
+    qtx_qtype wt;
+    const void *W;
+    int64_t rows;
+    float *Y;
+} qtx_qmm;
+
+#define QTX_QMM_MAX 4 /* weights per qtx_qmatmul_many */
+
+/* qtx_qmatmul of up to QTX_QMM_MAX weights that read the same X (Q, K and V; gate and up):
+ * X goes to q8_0 once, and the rows of all the weights share one parallel loop, so the group
+ * costs one fork and join. Each Y equals what qtx_qmatmul gives, bit for bit. k NULL: the
+ * best kernels. scratch: qtx_qmatmul_scratch_bytes(q8_0, n, m) when any weight is
+ * quantized. */
+void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *w, int n_w, int64_t n,
+                      const float *X, int64_t m, void *scratch);
+
 /* ---- Additions (core/quant.c) ---- */
 
 /* The reference conversions the traits point at: ggml's quantize_row_*_ref and

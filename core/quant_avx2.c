@@ -85,21 +85,29 @@ DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
 
 /* Dot products (one weight row streamed front to back: decoding): two running sums over
  * alternate blocks, each block's lanes converted and scaled as in the tile. */
+#define DOT_BLOCK(WB, LOAD, b, acc)                                                                \
+    do {                                                                                           \
+        const uint8_t *wp = w + (size_t)(b) * (WB), *xp = x + (size_t)(b)*xb;                      \
+        const __m256i wv = LOAD(wp);                                                               \
+        const __m256i p =                                                                          \
+            TILE_PAIR(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(avx2_load_q8(xp), wv));           \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),                                               \
+                              _mm256_mul_ps(avx2_scale(wp), avx2_scale(xp)), acc);                 \
+    } while (0)
+
 #define DEFINE_DOT(NAME, WB, LOAD)                                                                 \
     static AVX2 void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
         const uint8_t *w = vw, *x = vx;                                                            \
         const int64_t nb = n / QTX_QK;                                                             \
         const size_t xb = sizeof(qtx_block_q8_0);                                                  \
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};                                \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
-            const uint8_t *wp = w + (size_t)b * (WB), *xp = x + (size_t)b * xb;                    \
-            const __m256i wv = LOAD(wp);                                                           \
-            const __m256i p =                                                                      \
-                TILE_PAIR(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(avx2_load_q8(xp), wv));       \
-            acc[b & 1] = _mm256_fmadd_ps(                                                          \
-                _mm256_cvtepi32_ps(p), _mm256_mul_ps(avx2_scale(wp), avx2_scale(xp)), acc[b & 1]); \
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                             \
+        int64_t b = 0;                                                                             \
+        for (; b + 2 <= nb; b += 2) {                                                              \
+            DOT_BLOCK(WB, LOAD, b, acc0);                                                          \
+            DOT_BLOCK(WB, LOAD, b + 1, acc1);                                                      \
         }                                                                                          \
-        *s = avx2_hsum(_mm256_add_ps(acc[0], acc[1]));                                             \
+        if (b < nb) DOT_BLOCK(WB, LOAD, b, acc0);                                                  \
+        *s = avx2_hsum(_mm256_add_ps(acc0, acc1));                                                 \
     }
 
 DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)

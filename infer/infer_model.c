@@ -334,9 +334,10 @@ int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *l
     for (int l = 0; l < c->n_layers; l++) {
         const qtx_infer_layer *L = &m->layers[l];
         qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, L->attn_norm, n, C, c->norm_eps);
-        matmul(m, &L->wq, m->xn, n, m->q);
-        matmul(m, &L->wk, m->xn, n, m->k);
-        matmul(m, &L->wv, m->xn, n, m->v);
+        const qtx_qmm qkv[3] = {{L->wq.type, L->wq.data, L->wq.rows, m->q},
+                                {L->wk.type, L->wk.data, L->wk.rows, m->k},
+                                {L->wv.type, L->wv.data, L->wv.rows, m->v}};
+        qtx_qmatmul_many(NULL, qkv, 3, C, m->xn, n, m->qscratch);
         /* Rows are positions p0 .. p0 + n - 1: tables from p0 on, one position per row. */
         qtx_rope(m->q, qd, n, n, c->n_heads, (int)hd, cos_t, sin_t, 0);
         qtx_rope(m->k, kvd, n, n, c->n_kv_heads, (int)hd, cos_t, sin_t, 0);
@@ -357,8 +358,9 @@ int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *l
         matmul(m, &L->wo, m->att, n, m->tmp);
         for (int64_t i = 0; i < n * C; i++) m->x[i] += m->tmp[i];
         qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, L->ffn_norm, n, C, c->norm_eps);
-        matmul(m, &L->wgate, m->xn, n, m->g);
-        matmul(m, &L->wup, m->xn, n, m->u);
+        const qtx_qmm gate_up[2] = {{L->wgate.type, L->wgate.data, L->wgate.rows, m->g},
+                                    {L->wup.type, L->wup.data, L->wup.rows, m->u}};
+        qtx_qmatmul_many(NULL, gate_up, 2, C, m->xn, n, m->qscratch);
         for (int64_t i = 0; i < n * F; i++) {
             const float gv = m->g[i];
             m->g[i] = gv / (1.0f + qtx_expf(-gv)) * m->u[i];

@@ -35,7 +35,7 @@ struct qtx_kv_cache {
     int n_seqs;    /* slots allocated */
     int n_threads; /* OpenMP threads at creation: scratch is sized for, and attend uses, these */
     const qtx_qtype_traits *kq, *vq; /* quantize_row of quantized K / V */
-    const qtx_quant_kernels *kern;   /* dot products of quantized keys */
+    const qtx_quant_kernels *kern;   /* quantized keys and values: quantizer, dot products */
 };
 
 static kv_seq *seq_get(const qtx_kv_cache *c, int seq) {
@@ -131,7 +131,7 @@ int qtx_kv_create(qtx_kv_cache **out, int n_layers, int n_kv_heads, int head_dim
                                   : NULL;
     QTX_CHECK((k_type == QTX_KV_F32 || c->kq) && (v_type == QTX_KV_F32 || c->vq),
               "kv cache: quantized formats missing from this build");
-    if (k_type != QTX_KV_F32) c->kern = qtx_quant_kernels_best();
+    c->kern = qtx_quant_kernels_best();
     *out = c;
     return QTX_OK;
 }
@@ -185,10 +185,14 @@ int64_t qtx_kv_seq_len(const qtx_kv_cache *c, int seq, int layer) {
     return seq_get(c, seq)->len[layer];
 }
 
-static void store_row(qtx_kv_type t, const qtx_qtype_traits *tr, const float *x, uint8_t *dst,
-                      int hd) {
+/* q8 rows go through the ISA's quantizer (the reference's bytes, faster); q4 through the
+ * reference. */
+static void store_row(const qtx_kv_cache *c, qtx_kv_type t, const qtx_qtype_traits *tr,
+                      const float *x, uint8_t *dst, int hd) {
     if (t == QTX_KV_F32)
         memcpy(dst, x, (size_t)hd * sizeof(float));
+    else if (t == QTX_KV_Q8)
+        c->kern->quantize_row_q8_0(x, dst, hd);
     else
         tr->quantize_row(x, dst, hd);
 }
@@ -212,9 +216,9 @@ int qtx_kv_append(qtx_kv_cache *c, int seq, int layer, const float *k, const flo
     const int32_t phys = s->table[lb];
     const int slot = (int)(pos % c->bt);
     for (int h = 0; h < c->n_kv; h++) {
-        store_row(c->k_type, c->kq, k + (int64_t)h * c->hd,
+        store_row(c, c->k_type, c->kq, k + (int64_t)h * c->hd,
                   k_rows(c, phys, layer, h) + (size_t)slot * c->k_row, c->hd);
-        store_row(c->v_type, c->vq, v + (int64_t)h * c->hd,
+        store_row(c, c->v_type, c->vq, v + (int64_t)h * c->hd,
                   v_rows(c, phys, layer, h) + (size_t)slot * c->v_row, c->hd);
     }
     s->len[layer] = pos + 1;

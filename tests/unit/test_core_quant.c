@@ -507,6 +507,32 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
     free(yref);
 }
 
+/* qtx_qmatmul_many over weights of mixed types sharing X equals one qtx_qmatmul_with each. */
+static void check_many(const qtx_quant_kernels *k, const case_data *c) {
+    const int64_t n = c->n, rows = c->rows, m = c->m;
+    const qtx_qtype types[] = {QTX_Q_Q8_0, QTX_Q_F32, QTX_Q_Q4_0, QTX_Q_F16};
+    const void *ws[] = {c->wq8, c->w, c->wq4, c->wf16};
+    enum { NW = 4 };
+    float *y[NW], *y1 = malloc((size_t)(m * rows) * sizeof(float));
+    qtx_qmm mm[NW];
+    void *scratch = malloc(qtx_qmatmul_scratch_bytes(QTX_Q_Q8_0, n, m));
+    for (int i = 0; i < NW; i++) {
+        y[i] = malloc((size_t)(m * rows) * sizeof(float));
+        memset(y[i], 0xFF, (size_t)(m * rows) * sizeof(float));
+        mm[i] = (qtx_qmm){types[i], ws[i], rows - i % 2, y[i]}; /* two row counts */
+    }
+    qtx_qmatmul_many(k, mm, NW, n, c->x, m, scratch);
+    for (int i = 0; i < NW; i++) {
+        qtx_qmatmul_with(k, types[i], ws[i], mm[i].rows, n, c->x, m, y1, scratch);
+        T_CHECK(memcmp(y1, y[i], (size_t)(m * mm[i].rows) * sizeof(float)) == 0,
+                "%s qmatmul_many weight %d (%s) n=%lld rows=%lld m=%lld equals qmatmul", k->name, i,
+                qtx_qtype_get(types[i])->name, (long long)n, (long long)mm[i].rows, (long long)m);
+        free(y[i]);
+    }
+    free(y1);
+    free(scratch);
+}
+
 static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
     /* the activation quantizer on the edge cases of the reference test */
     enum { N = sizeof quant_in / sizeof quant_in[0] };
@@ -539,6 +565,7 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
                 check_qmatmul(k, &c, QTX_Q_Q4_0);
                 check_qmatmul(k, &c, QTX_Q_F32);
                 check_qmatmul(k, &c, QTX_Q_F16);
+                if (c.rows > 1) check_many(k, &c);
                 case_free(&c);
             }
 }
