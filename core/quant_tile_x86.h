@@ -81,7 +81,8 @@ TILE_NAME(tile_body)(const int Q4, const int NR, const int NC, int64_t nb, const
 
 #define TILE_SHAPE_CASE(Q4, NR, NC)                                                                \
     case (NR)*8 + (NC):                                                                            \
-        TILE_NAME(tile_body)(Q4, NR, NC, n / QTX_QK, w, w_row, x, x_row, y, ldy);                  \
+        if ((NR) <= QTX_TILE_R && (NC) <= QTX_TILE_C)                                              \
+            TILE_NAME(tile_body)(Q4, NR, NC, n / QTX_QK, w, w_row, x, x_row, y, ldy);              \
         return;
 
 #define TILE_SHAPES(Q4)                                                                            \
@@ -102,7 +103,7 @@ TILE_NAME(tile_body)(const int Q4, const int NR, const int NC, int64_t nb, const
         break;                                                                                     \
     }
 
-_Static_assert(QTX_TILE_R == 4 && QTX_TILE_C == 3, "quant_tile_x86.h lists the shapes 4 x 3");
+_Static_assert(QTX_TILE_R <= 4 && QTX_TILE_C <= 3, "quant_tile_x86.h lists the shapes to 4 x 3");
 
 static TILE_ATTR void TILE_NAME(tile_q8_0_q8_0)(int64_t n, int nr, int nc, const void *vw,
                                                 size_t w_row, const void *vx, size_t x_row,

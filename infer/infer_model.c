@@ -265,7 +265,7 @@ int qtx_infer_compare_kv(qtx_infer_model *m, qtx_err *e) {
                            QTX_KV_F32, e);
     if (rc) return rc;
     if ((m->seq_ref = qtx_kv_seq_new(m->kv_ref, e)) < 0) return QTX_ERR_RUNTIME;
-    m->att_ref = qtx_malloc((size_t)(c->n_heads * hd) * sizeof(float));
+    m->att_ref = qtx_malloc((size_t)(m->max_batch * c->n_heads * hd) * sizeof(float));
     m->cos_min = 1.0;
     return QTX_OK;
 }
@@ -281,9 +281,10 @@ void qtx_infer_reset(qtx_infer_model *m, qtx_err *e) {
 }
 
 /* Cosine of each head's output against the f32 twin's. */
-static void compare_heads(qtx_infer_model *m, const float *att, int n_heads, int64_t hd) {
+static void compare_heads(qtx_infer_model *m, const float *att, const float *ref, int n_heads,
+                          int64_t hd) {
     for (int h = 0; h < n_heads; h++) {
-        const float *a = att + h * hd, *b = m->att_ref + h * hd;
+        const float *a = att + h * hd, *b = ref + h * hd;
         double ab = 0, aa = 0, bb = 0;
         for (int64_t j = 0; j < hd; j++) {
             ab += (double)a[j] * b[j];
@@ -297,8 +298,23 @@ static void compare_heads(qtx_infer_model *m, const float *att, int n_heads, int
     }
 }
 
+/* y_i[n, rows_i] = x[n, cols] W_i^T for weights that read the same x: a batch of f32 weights
+ * is oneDNN's sgemm (as in training), everything else one fused qtx_qmatmul_many. */
+static void project(qtx_infer_model *m, const qtx_qtensor *const *w, float *const *y, int n_w,
+                    const float *x, int64_t n) {
+    qtx_qmm rest[QTX_QMM_MAX];
+    int n_rest = 0;
+    for (int i = 0; i < n_w; i++) {
+        if (w[i]->type == QTX_Q_F32 && n > 1)
+            qtx_linear_fwd(y[i], x, w[i]->data, n, w[i]->cols, w[i]->rows, 0);
+        else
+            rest[n_rest++] = (qtx_qmm){w[i]->type, w[i]->data, w[i]->rows, y[i]};
+    }
+    if (n_rest) qtx_qmatmul_many(NULL, rest, n_rest, w[0]->cols, x, n, m->qscratch);
+}
+
 static void matmul(qtx_infer_model *m, const qtx_qtensor *w, const float *x, int64_t n, float *y) {
-    qtx_qmatmul(w->type, w->data, w->rows, w->cols, x, n, y, m->qscratch);
+    project(m, &w, &y, 1, x, n);
 }
 
 /* Rows of the embedding table, dequantized. */
@@ -334,33 +350,31 @@ int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *l
     for (int l = 0; l < c->n_layers; l++) {
         const qtx_infer_layer *L = &m->layers[l];
         qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, L->attn_norm, n, C, c->norm_eps);
-        const qtx_qmm qkv[3] = {{L->wq.type, L->wq.data, L->wq.rows, m->q},
-                                {L->wk.type, L->wk.data, L->wk.rows, m->k},
-                                {L->wv.type, L->wv.data, L->wv.rows, m->v}};
-        qtx_qmatmul_many(NULL, qkv, 3, C, m->xn, n, m->qscratch);
+        const qtx_qtensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {m->q, m->k, m->v};
+        project(m, qkv, qkv_out, 3, m->xn, n);
         /* Rows are positions p0 .. p0 + n - 1: tables from p0 on, one position per row. */
         qtx_rope(m->q, qd, n, n, c->n_heads, (int)hd, cos_t, sin_t, 0);
         qtx_rope(m->k, kvd, n, n, c->n_kv_heads, (int)hd, cos_t, sin_t, 0);
         for (int i = 0; i < n; i++) {
             int rc = qtx_kv_append(m->kv, m->seq, l, m->k + i * kvd, m->v + i * kvd, e);
+            if (!rc && m->kv_ref)
+                rc = qtx_kv_append(m->kv_ref, m->seq_ref, l, m->k + i * kvd, m->v + i * kvd, e);
             if (rc) return rc;
-            qtx_kv_attend(m->kv, m->seq, l, m->q + i * qd, c->n_heads, p0 + i + 1, m->att + i * qd,
-                          m->kv_scratch);
-            if (m->kv_ref) {
-                if ((rc = qtx_kv_append(m->kv_ref, m->seq_ref, l, m->k + i * kvd, m->v + i * kvd,
-                                        e)))
-                    return rc;
-                qtx_kv_attend(m->kv_ref, m->seq_ref, l, m->q + i * qd, c->n_heads, p0 + i + 1,
-                              m->att_ref, m->kv_scratch);
-                compare_heads(m, m->att + i * qd, c->n_heads, hd);
-            }
+        }
+        qtx_kv_attend_batch(m->kv, m->seq, l, m->q, c->n_heads, n, p0 + 1, m->att, m->kv_scratch);
+        if (m->kv_ref) {
+            qtx_kv_attend_batch(m->kv_ref, m->seq_ref, l, m->q, c->n_heads, n, p0 + 1, m->att_ref,
+                                m->kv_scratch);
+            for (int i = 0; i < n; i++)
+                compare_heads(m, m->att + i * qd, m->att_ref + i * qd, c->n_heads, hd);
         }
         matmul(m, &L->wo, m->att, n, m->tmp);
         for (int64_t i = 0; i < n * C; i++) m->x[i] += m->tmp[i];
         qtx_rmsnorm_fwd(m->xn, m->rstd, m->x, L->ffn_norm, n, C, c->norm_eps);
-        const qtx_qmm gate_up[2] = {{L->wgate.type, L->wgate.data, L->wgate.rows, m->g},
-                                    {L->wup.type, L->wup.data, L->wup.rows, m->u}};
-        qtx_qmatmul_many(NULL, gate_up, 2, C, m->xn, n, m->qscratch);
+        const qtx_qtensor *gu[2] = {&L->wgate, &L->wup};
+        float *gu_out[2] = {m->g, m->u};
+        project(m, gu, gu_out, 2, m->xn, n);
         for (int64_t i = 0; i < n * F; i++) {
             const float gv = m->g[i];
             m->g[i] = gv / (1.0f + qtx_expf(-gv)) * m->u[i];

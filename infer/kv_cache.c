@@ -331,24 +331,35 @@ static int attend_threads(const qtx_kv_cache *c) {
     return n < c->n_threads ? n : c->n_threads;
 }
 
-void qtx_kv_attend(const qtx_kv_cache *c, int seq, int layer, const float *q, int n_heads,
-                   int64_t n_pos, float *out, float *scratch) {
+void qtx_kv_attend_batch(const qtx_kv_cache *c, int seq, int layer, const float *q, int n_heads,
+                         int n_tok, int64_t n_pos, float *out, float *scratch) {
     QTX_CHECK(layer >= 0 && layer < c->n_layers, "kv cache: layer %d of %d", layer, c->n_layers);
     const kv_seq *s = seq_get(c, seq);
     QTX_CHECK(n_heads >= c->n_kv && n_heads % c->n_kv == 0,
               "kv cache: %d query heads over %d kv heads", n_heads, c->n_kv);
-    QTX_CHECK(n_pos >= 1 && n_pos <= s->len[layer], "kv cache: attending over %lld of %lld tokens",
+    QTX_CHECK(n_tok >= 1 && n_pos >= 1 && n_pos + n_tok - 1 <= s->len[layer],
+              "kv cache: attending %d tokens from position %lld over %lld cached", n_tok,
               (long long)n_pos, (long long)s->len[layer]);
     const int group = n_heads / c->n_kv;
-    const size_t stride = head_scratch(c, n_pos);
-    /* Each head is one thread's work in a fixed order: results do not depend on threads.
-     * Short contexts stay serial, where a parallel region costs more than it saves. */
-#pragma omp parallel num_threads(attend_threads(c)) if (n_pos * n_heads * c->hd >= 65536)
+    const int64_t qd = (int64_t)n_heads * c->hd, last = n_pos + n_tok - 1;
+    const size_t stride = head_scratch(c, last);
+    const int64_t n_jobs = (int64_t)n_tok * n_heads;
+    /* Each (token, head) is one thread's work in a fixed order: results do not depend on
+     * threads. Short contexts stay serial, where a parallel region costs more than it saves. */
+#pragma omp parallel num_threads(attend_threads(c)) if (n_tok * last * n_heads * c->hd >= 65536)
     {
         float *sc = scratch + (size_t)omp_get_thread_num() * stride;
-#pragma omp for schedule(static)
-        for (int h = 0; h < n_heads; h++)
-            attend_head(c, s, layer, h / group, q + (int64_t)h * c->hd, n_pos,
-                        out + (int64_t)h * c->hd, sc);
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t j = 0; j < n_jobs; j++) {
+            const int64_t i = j / n_heads;
+            const int h = (int)(j % n_heads);
+            attend_head(c, s, layer, h / group, q + i * qd + (int64_t)h * c->hd, n_pos + i,
+                        out + i * qd + (int64_t)h * c->hd, sc);
+        }
     }
+}
+
+void qtx_kv_attend(const qtx_kv_cache *c, int seq, int layer, const float *q, int n_heads,
+                   int64_t n_pos, float *out, float *scratch) {
+    qtx_kv_attend_batch(c, seq, layer, q, n_heads, 1, n_pos, out, scratch);
 }

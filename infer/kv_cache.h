@@ -66,6 +66,13 @@ int qtx_kv_append(qtx_kv_cache *c, int seq, int layer, const float *k, const flo
  * the thread count later cannot overrun it). */
 void qtx_kv_attend(const qtx_kv_cache *c, int seq, int layer, const float *q, int n_heads,
                    int64_t n_pos, float *out, float *scratch);
+/* qtx_kv_attend for n_tok query tokens at once (a prompt): q and out are [n_tok, n_heads *
+ * head_dim], token i attending over the first n_pos + i cached tokens (so the cache holds
+ * n_pos + n_tok - 1 or more). The (token, head) pairs share one parallel loop; each output
+ * equals what qtx_kv_attend gives for that token, bit for bit. scratch as for qtx_kv_attend
+ * with max_pos >= n_pos + n_tok - 1. */
+void qtx_kv_attend_batch(const qtx_kv_cache *c, int seq, int layer, const float *q, int n_heads,
+                         int n_tok, int64_t n_pos, float *out, float *scratch);
 size_t qtx_kv_scratch_floats(const qtx_kv_cache *c, int64_t max_pos);
 
 /* Tokens the pool holds over all sequences (whole blocks). */

@@ -314,6 +314,33 @@ static void decode(qtx_kv_cache *c, const qtx_model *m, int b, float *out) {
     qtx_kv_seq_free(c, seq);
 }
 
+/* The same as decode, as a prompt is processed: layer by layer, the first `split` tokens as
+ * one batch (append all, then qtx_kv_attend_batch), then the rest as a second batch. */
+static void prefill(qtx_kv_cache *c, const qtx_model *m, int b, int split, float *out) {
+    const int H = m->cfg.n_heads, KV = m->cfg.n_kv_heads, hd = m->cfg.dim / H, T = m->T;
+    const int64_t ld = (int64_t)(H + 2 * KV) * hd, od = (int64_t)H * hd;
+    qtx_err e;
+    const int seq = qtx_kv_seq_new(c, &e);
+    float *scratch = malloc(qtx_kv_scratch_floats(c, T) * sizeof(float));
+    float *q = malloc((size_t)(T * od) * sizeof(float));
+    const int starts[2] = {0, split}, ends[2] = {split, T};
+    for (int part = 0; part < 2; part++)
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            for (int t = starts[part]; t < ends[part]; t++) {
+                const float *row = m->slots[0].acts[l].qkv + ((int64_t)b * T + t) * ld;
+                memcpy(q + (int64_t)(t - starts[part]) * od, row, (size_t)od * sizeof(float));
+                T_CHECK(qtx_kv_append(c, seq, l, row + od, row + od + (int64_t)KV * hd, &e) ==
+                            QTX_OK,
+                        "%s", e.msg);
+            }
+            qtx_kv_attend_batch(c, seq, l, q, H, ends[part] - starts[part], starts[part] + 1,
+                                out + ((int64_t)l * T + starts[part]) * od, scratch);
+        }
+    free(q);
+    free(scratch);
+    qtx_kv_seq_free(c, seq);
+}
+
 /* The f32 cache reproduces the model's attention (core/attention.c) on batch row b:
  * returns max|diff| / max|att| over all layers and positions. */
 static double f32_vs_model(const qtx_model *m, int b, const float *out) {
@@ -454,6 +481,13 @@ static void test_quantized(const char *what, float qk_scale, int per_head, const
             T_CHECK(memcmp(o1, out[i], (size_t)n_out * sizeof(float)) == 0,
                     "1 thread vs %d: different bits", nt);
             free(o1);
+        }
+        { /* a prompt in two batches gives every token decode's bits */
+            float *o2 = malloc((size_t)n_out * sizeof(float));
+            prefill(c, &m, 0, T / 3, o2);
+            T_CHECK(memcmp(o2, out[i], (size_t)n_out * sizeof(float)) == 0,
+                    "%s: qtx_kv_attend_batch differs from token-by-token attention", names[i]);
+            free(o2);
         }
         qtx_kv_free(c);
     }
