@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # bench_infer.sh: prompt and decode tokens/s of qtx generate against llama.cpp on the same
-# GGUF files, side by side: the small config and a ~100M-parameter config, at f32, q8_0 and
-# q4_0, with 1 and 2 threads; and the memory-bandwidth bound of decoding (weight bytes per
-# token / BW, BW = 73 GB/s from DESIGN.md unless BW_GBS is set). Weights are a 1-step
-# checkpoint (speed does not depend on training). Prints a Markdown table.
-#   bench/bench_infer.sh BUILD_DIR LLAMA_BENCH [DECODE_TOKENS]
+# GGUF files, side by side in one run: the small config and a ~100M-parameter config, at f32,
+# q8_0 and q4_0, with 1 and 2 threads; and the memory-bandwidth bound of decoding, weight
+# bytes read per token over the read bandwidth bench_membw measures in the same run (and over
+# DESIGN.md's 73 GB/s). Weights are a 1-step checkpoint (speed does not depend on training).
+# The machine is shared and noisy: every figure is the median of ROUNDS rounds, and within a
+# round qtx and llama.cpp run back to back, so their ratio is the figure to trust.
+#   bench/bench_infer.sh BUILD_DIR LLAMA_BENCH [DECODE_TOKENS [ROUNDS]]
 # LLAMA_BENCH: llama.cpp's llama-bench binary (built from the llama-cpp-python sdist's vendor/
 # llama.cpp: cmake -B build -DLLAMA_CURL=OFF && cmake --build build --target llama-bench).
+# Prompt: the same ~340 tokens for both (llama-bench -p N; qtx generate -n 1 on a prompt of N
+# tokens). Decode: from an almost empty context in both (llama-bench -n; qtx after a 2-token
+# prompt). KV cache: llama.cpp f16, qtx q8.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
-lbench=${2:?usage: bench_infer.sh BUILD_DIR LLAMA_BENCH}
+lbench=${2:?usage: bench_infer.sh BUILD_DIR LLAMA_BENCH [DECODE_TOKENS [ROUNDS]]}
 nd=${3:-64}
-bw=${BW_GBS:-73}
+rounds=${4:-3}
 cd "$root"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -24,35 +29,64 @@ common=(--set data.train='data/tiny/train_*.h5' --set data.val= --set train.eval
   --set model.dim=768 --set model.n_layers=12 --set model.n_heads=12 --set model.n_kv_heads=12 \
   --set model.ffn_dim=2048 >/dev/null 2>&1
 prompt=$(head -c 700 README.md | tr -s '[:space:]' ' ') # a few hundred tokens
-echo "| model | weights | threads | qtx prompt tok/s | llama.cpp prompt tok/s | qtx decode tok/s | llama.cpp decode tok/s | decode bound tok/s | qtx / bound |"
-echo "|---|---|---|---|---|---|---|---|---|"
+
+"$build/bench/bench_membw" 1024 5 >"$work/bw.txt"
+bw1=$(awk '$1 == 1 {print $2}' "$work/bw.txt")
+bw2=$(awk '$1 == 2 {print $2}' "$work/bw.txt")
+echo "read bandwidth (bench_membw, best of 5): 1 thread $bw1 GB/s, 2 threads ${bw2:-n/a} GB/s"
+echo
+echo "| model | weights | threads | prompt tok/s qtx | llama.cpp | qtx / llama.cpp | decode tok/s qtx | llama.cpp | qtx / llama.cpp | decode bound tok/s (measured BW) | qtx / bound | bound at 73 GB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+
+# Bytes a decode step reads: every tensor but the embedding table, which is read whole only
+# when it is also the output head (tied).
+weight_bytes() {
+  python3 - "$1" <<'PY'
+import sys
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+names = {t.name for t in r.tensors}
+tied = "output.weight" not in names
+print(sum(int(t.n_bytes) for t in r.tensors if tied or t.name != "token_embd.weight"))
+PY
+}
+
+median() { python3 -c 'import statistics, sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
+
 for model in small m100; do
   for q in f32 q8_0 q4_0; do
     g="$work/$model-$q.gguf"
     "$build/qtx" export "$work/$model" --quant $q -o "$g" -q >/dev/null 2>&1
+    wb=$(weight_bytes "$g")
     for t in 1 2; do
-      "$build/qtx" generate "$g" -p "$prompt" -n "$nd" --temp 0 --threads $t --kv-quant q8 \
-        >/dev/null 2>"$work/gen.err"
-      ours=$(python3 - "$work/gen.err" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-m = re.search(r"prompt: (\d+) tokens in ([\d.]+) s \(([\d.]+) tokens/s\); decode: (\d+) tokens in ([\d.]+) s \(([\d.]+) tokens/s\)", t)
-print(m.group(3), m.group(6), m.group(1))
-PY
-)
-      n_prompt=${ours##* } # llama.cpp gets a prompt of the same length
-      ours=${ours% *}
-      theirs=$("$lbench" -m "$g" -p "$n_prompt" -n "$nd" -t $t -r 2 -o csv 2>/dev/null | python3 -c '
+      qp=() qd=() lp=() ld=()
+      for ((r = 0; r < rounds; r++)); do
+        "$build/qtx" generate "$g" -p "$prompt" -n 1 --temp 0 --threads $t --kv-quant q8 \
+          >/dev/null 2>"$work/p.err"
+        n_prompt=$(sed -n 's/.*prompt: \([0-9]*\) tokens.*/\1/p' "$work/p.err")
+        qp+=("$(sed -n 's/.*prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/p.err")")
+        "$build/qtx" generate "$g" -p "Hello world" -n "$nd" --temp 0 --threads $t --kv-quant q8 \
+          >/dev/null 2>"$work/d.err"
+        qd+=("$(sed -n 's/.*decode: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/d.err")")
+        read -r a b < <("$lbench" -m "$g" -p "$n_prompt" -n "$nd" -t $t -r 1 -o csv 2>/dev/null |
+          python3 -c '
 import csv, sys
 rows = list(csv.DictReader(sys.stdin))
 p = [r for r in rows if int(r["n_prompt"]) > 0][0]["avg_ts"]
 d = [r for r in rows if int(r["n_gen"]) > 0][0]["avg_ts"]
-print(f"{float(p):.1f} {float(d):.1f}")')
-      bytes=$(stat -c %s "$g")
-      python3 -c "
-ours_p, ours_d = map(float, '$ours'.split()); th_p, th_d = map(float, '$theirs'.split())
-bound = $bw * 1e9 / $bytes
-print(f'| $model | $q | $t | {ours_p:.0f} | {th_p:.0f} | {ours_d:.1f} | {th_d:.1f} | {bound:.0f} | {ours_d / bound:.0%} |')"
+print(p, d)')
+        lp+=("$a")
+        ld+=("$b")
+      done
+      bw=$([ "$t" = 1 ] && echo "$bw1" || echo "${bw2:-$bw1}")
+      python3 - "$(median "${qp[@]}")" "$(median "${lp[@]}")" "$(median "${qd[@]}")" \
+        "$(median "${ld[@]}")" "$wb" "$bw" <<PY
+import sys
+qp, lp, qd, ld, wb, bw = map(float, sys.argv[1:])
+bound, bound73 = bw * 1e9 / wb, 73e9 / wb
+print(f"| $model | $q | $t | {qp:.0f} | {lp:.0f} | {qp / lp:.2f} | {qd:.1f} | {ld:.1f} | "
+      f"{qd / ld:.2f} | {bound:.0f} | {qd / bound:.0%} | {bound73:.0f} |")
+PY
     done
   done
 done

@@ -317,6 +317,21 @@ static void matmul(qtx_infer_model *m, const qtx_qtensor *w, const float *x, int
     project(m, &w, &y, 1, x, n);
 }
 
+/* A prompt of at least this many tokens sets the quantized keys' offset (kv_cache.h). */
+#define KEY_OFFSET_MIN_TOKENS 8
+
+/* The mean of the prompt's n keys (after RoPE) in layer l, as the sequence's key offset. */
+static void set_key_offset(qtx_infer_model *m, int l, int n) {
+    const int64_t kvd = (int64_t)m->cfg.n_kv_heads * (m->cfg.dim / m->cfg.n_heads);
+    float *mu = m->tmp; /* free until the attention output projection */
+    for (int64_t j = 0; j < kvd; j++) {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += m->k[i * kvd + j];
+        mu[j] = (float)(sum / n);
+    }
+    qtx_kv_set_key_offset(m->kv, m->seq, l, mu);
+}
+
 /* Rows of the embedding table, dequantized. */
 static void embed(qtx_infer_model *m, const int32_t *tokens, int n, float *x) {
     const qtx_qtensor *t = &m->token_embd;
@@ -356,6 +371,7 @@ int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *l
         /* Rows are positions p0 .. p0 + n - 1: tables from p0 on, one position per row. */
         qtx_rope(m->q, qd, n, n, c->n_heads, (int)hd, cos_t, sin_t, 0);
         qtx_rope(m->k, kvd, n, n, c->n_kv_heads, (int)hd, cos_t, sin_t, 0);
+        if (p0 == 0 && n >= KEY_OFFSET_MIN_TOKENS) set_key_offset(m, l, n);
         for (int i = 0; i < n; i++) {
             int rc = qtx_kv_append(m->kv, m->seq, l, m->k + i * kvd, m->v + i * kvd, e);
             if (!rc && m->kv_ref)

@@ -20,6 +20,7 @@ typedef struct kv_seq {
     int32_t n_mapped; /* logical blocks with a physical block */
     int32_t *table;   /* [n_blocks] logical -> physical; shared by all layers */
     int64_t *len;     /* [n_layers] tokens cached per layer */
+    float *k_off;     /* [n_layers, n_kv, hd] subtracted from keys before they are quantized */
 } kv_seq;
 
 struct qtx_kv_cache {
@@ -36,6 +37,7 @@ struct qtx_kv_cache {
     int n_threads; /* OpenMP threads at creation: scratch is sized for, and attend uses, these */
     const qtx_qtype_traits *kq, *vq; /* quantize_row of quantized K / V */
     const qtx_quant_kernels *kern;   /* quantized keys and values: quantizer, dot products */
+    float *k_tmp;                    /* [hd]: a key less its offset, on its way to the pool */
 };
 
 static kv_seq *seq_get(const qtx_kv_cache *c, int seq) {
@@ -132,6 +134,7 @@ int qtx_kv_create(qtx_kv_cache **out, int n_layers, int n_kv_heads, int head_dim
     QTX_CHECK((k_type == QTX_KV_F32 || c->kq) && (v_type == QTX_KV_F32 || c->vq),
               "kv cache: quantized formats missing from this build");
     c->kern = qtx_quant_kernels_best();
+    c->k_tmp = qtx_malloc((size_t)head_dim * sizeof(float));
     *out = c;
     return QTX_OK;
 }
@@ -141,7 +144,9 @@ void qtx_kv_free(qtx_kv_cache *c) {
     for (int i = 0; i < c->n_seqs; i++) {
         free(c->seqs[i].table);
         free(c->seqs[i].len);
+        free(c->seqs[i].k_off);
     }
+    free(c->k_tmp);
     free(c->seqs);
     free(c->free_ids);
     qtx_free_big(c->pool, c->pool_bytes);
@@ -162,6 +167,7 @@ int qtx_kv_seq_new(qtx_kv_cache *c, qtx_err *e) {
             s->n_mapped = 0;
             s->table = qtx_malloc((size_t)c->n_blocks * sizeof(int32_t));
             s->len = qtx_calloc((size_t)c->n_layers, sizeof(int64_t));
+            s->k_off = qtx_malloc((size_t)c->n_layers * c->n_kv * c->hd * sizeof(float));
         }
         c->n_seqs = n;
     }
@@ -169,7 +175,18 @@ int qtx_kv_seq_new(qtx_kv_cache *c, qtx_err *e) {
     s->used = 1;
     s->n_mapped = 0;
     memset(s->len, 0, (size_t)c->n_layers * sizeof(int64_t));
+    memset(s->k_off, 0, (size_t)c->n_layers * c->n_kv * c->hd * sizeof(float));
     return id;
+}
+
+void qtx_kv_set_key_offset(qtx_kv_cache *c, int seq, int layer, const float *off) {
+    QTX_CHECK(layer >= 0 && layer < c->n_layers, "kv cache: layer %d of %d", layer, c->n_layers);
+    kv_seq *s = seq_get(c, seq);
+    QTX_CHECK(s->len[layer] == 0, "kv cache: key offset of layer %d set after %lld tokens", layer,
+              (long long)s->len[layer]);
+    if (c->k_type == QTX_KV_F32) return; /* f32 keys need none: kept bit-exact */
+    memcpy(s->k_off + (size_t)layer * c->n_kv * c->hd, off,
+           (size_t)c->n_kv * c->hd * sizeof(float));
 }
 
 void qtx_kv_seq_free(qtx_kv_cache *c, int seq) {
@@ -215,9 +232,15 @@ int qtx_kv_append(qtx_kv_cache *c, int seq, int layer, const float *k, const flo
     }
     const int32_t phys = s->table[lb];
     const int slot = (int)(pos % c->bt);
+    const float *off = s->k_off + (size_t)layer * c->n_kv * c->hd;
     for (int h = 0; h < c->n_kv; h++) {
-        store_row(c, c->k_type, c->kq, k + (int64_t)h * c->hd,
-                  k_rows(c, phys, layer, h) + (size_t)slot * c->k_row, c->hd);
+        const float *kh = k + (int64_t)h * c->hd;
+        if (c->k_type != QTX_KV_F32) {
+            for (int i = 0; i < c->hd; i++) c->k_tmp[i] = kh[i] - off[(int64_t)h * c->hd + i];
+            kh = c->k_tmp;
+        }
+        store_row(c, c->k_type, c->kq, kh, k_rows(c, phys, layer, h) + (size_t)slot * c->k_row,
+                  c->hd);
         store_row(c, c->v_type, c->vq, v + (int64_t)h * c->hd,
                   v_rows(c, phys, layer, h) + (size_t)slot * c->v_row, c->hd);
     }

@@ -53,6 +53,14 @@ void qtx_kv_seq_free(qtx_kv_cache *c, int seq);
 /* Tokens cached for seq in layer. */
 int64_t qtx_kv_seq_len(const qtx_kv_cache *c, int seq, int layer);
 
+/* Key offset: quantized keys are stored less a per-(layer, kv head, channel) offset of the
+ * sequence. Every score of one query then moves by the same q . offset, which the softmax
+ * cancels exactly, while keys that share a large per-channel component (LLM keys do) lose it
+ * before quantization and keep more of their 4 or 8 bits for what tells them apart. off is
+ * [n_kv_heads * head_dim]; it must be set before the layer's first append (zero until then),
+ * and is ignored for f32 keys. */
+void qtx_kv_set_key_offset(qtx_kv_cache *c, int seq, int layer, const float *off);
+
 /* Appends one token's k and v ([n_kv_heads * head_dim] each, kv head h at h * head_dim, after
  * RoPE) at the sequence's next position in layer. When the pool has no free block left it
  * returns QTX_ERR_RUNTIME with a message naming the capacity and --ctx, and caches nothing. */
