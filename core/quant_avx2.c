@@ -95,6 +95,10 @@ DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
                               _mm256_mul_ps(avx2_scale(wp), avx2_scale(xp)), acc);                 \
     } while (0)
 
+/* Bytes ahead of the weight row to prefetch: a decode step streams every weight once, and
+ * the hardware prefetchers stop at 4 KiB pages; 4 KiB ahead measured 10-20% more GB/s than
+ * none (bench_quant 16384 4096, medians of 5, this VM). */
+#define DOT_PF 4096
 #define DEFINE_DOT(NAME, WB, LOAD)                                                                 \
     static AVX2 void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
         const uint8_t *w = vw, *x = vx;                                                            \
@@ -103,6 +107,7 @@ DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                             \
         int64_t b = 0;                                                                             \
         for (; b + 2 <= nb; b += 2) {                                                              \
+            _mm_prefetch((const char *)w + (size_t)b * (WB) + DOT_PF, _MM_HINT_T0);                \
             DOT_BLOCK(WB, LOAD, b, acc0);                                                          \
             DOT_BLOCK(WB, LOAD, b + 1, acc1);                                                      \
         }                                                                                          \
