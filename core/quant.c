@@ -309,10 +309,16 @@ size_t qtx_qtype_row_bytes(qtx_qtype t, int64_t n) {
 
 /* ---- matrix products ---- */
 
+/* Scratch: the q8_0 activation rows, then (64-byte aligned) the float pairs a gemv takes
+ * (xd, then cx; one activation row only, but sized for m so the size has one formula). */
+static size_t xf_offset(int64_t m, int64_t n) {
+    return ((size_t)m * qtx_qtype_row_bytes(QTX_Q_Q8_0, n - n % QTX_QK) + 63) / 64 * 64;
+}
+
 size_t qtx_qmatmul_scratch_bytes(qtx_qtype wt, int64_t n, int64_t m) {
     const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul_scratch_bytes");
     if (tr->dot_type == QTX_Q_F32) return 0; /* activations are used as they are */
-    return (size_t)m * qtx_qtype_row_bytes(tr->dot_type, n);
+    return xf_offset(m, n) + (size_t)(2 * m * (n / QTX_QK)) * sizeof(float);
 }
 
 void qtx_tile_by_dot(qtx_vec_dot_fn dot, int64_t n, int nr, int nc, const void *w, size_t w_row,
@@ -334,13 +340,20 @@ typedef struct qmm_part {
     float *Y;
     qtx_vec_dot_fn dot; /* one of dot / tile */
     qtx_tile_fn tile;
+    qtx_gemv_fn gemv;
     const char *xa; /* the activations in the form the kernel reads */
     size_t x_row;
     int64_t rows_per_task, task0, n_tasks;
 } qmm_part;
 
 /* Rows [r0, r0 + nr) of one part against every activation row. */
-static void qmm_task(const qmm_part *p, int64_t m, int64_t n, int64_t r0, int64_t nr) {
+static void qmm_task(const qmm_part *p, int64_t m, int64_t n, int64_t r0, int64_t nr,
+                     const float *xf) {
+    if (p->gemv) {
+        p->gemv(n, nr, p->w + (size_t)r0 * p->w_row, p->w_row, p->xa, xf, xf + n / QTX_QK,
+                &p->Y[r0]);
+        return;
+    }
     if (p->tile) {
         for (int64_t c0 = 0; c0 < m; c0 += QTX_TILE_C) {
             const int nc = (int)(m - c0 < QTX_TILE_C ? m - c0 : QTX_TILE_C);
@@ -366,7 +379,7 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
     const size_t xq_row = qtx_qtype_row_bytes(QTX_Q_Q8_0, n - n % QTX_QK);
     qmm_part parts[QTX_QMM_MAX];
     int64_t n_tasks = 0, work = 0;
-    int quantized = 0;
+    int quantized = 0, use_xf = 0;
     for (int i = 0; i < n_w; i++) {
         const qtx_qtype wt = ws[i].wt;
         const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul");
@@ -396,6 +409,8 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
                 p->rows_per_task = QTX_TILE_R;
             } else {
                 p->dot = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
+                if (wt == QTX_Q_Q4_0) p->gemv = k->gemv_q4_0_q8_0;
+                use_xf |= p->gemv != NULL;
             }
             p->xa = scratch;
             p->x_row = xq_row;
@@ -415,6 +430,16 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
         for (int64_t i = 0; i < m; i++)
             k->quantize_row_q8_0(X + i * n, (char *)scratch + (size_t)i * xq_row, n);
     }
+    float *xf = quantized ? (float *)((char *)scratch + xf_offset(m, n)) : NULL;
+    if (use_xf) { /* m == 1: d_x and -8 d_x sum(x) per block */
+        const qtx_block_q8_0 *xb = scratch;
+        for (int64_t b = 0; b < n / QTX_QK; b++) {
+            int32_t sum = 0;
+            for (int j = 0; j < QTX_QK; j++) sum += xb[b].qs[j];
+            xf[b] = qtx_f16_to_f32(xb[b].d);
+            xf[n / QTX_QK + b] = -8.0f * (float)sum * xf[b];
+        }
+    }
     /* One loop over the tasks of all the weights: one fork and join for the whole group. */
 #pragma omp parallel for schedule(static) if (work >= 65536)
     for (int64_t t = 0; t < n_tasks; t++) {
@@ -422,7 +447,8 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
         while (t >= parts[i].task0 + parts[i].n_tasks) i++;
         const qmm_part *p = &parts[i];
         const int64_t r0 = (t - p->task0) * p->rows_per_task;
-        qmm_task(p, m, n, r0, p->rows - r0 < p->rows_per_task ? p->rows - r0 : p->rows_per_task);
+        qmm_task(p, m, n, r0, p->rows - r0 < p->rows_per_task ? p->rows - r0 : p->rows_per_task,
+                 xf);
     }
 }
 

@@ -5,7 +5,8 @@
  * for every weight byte, -128 included, since activations never hold -128); q4_0 x q8_0
  * multiplies the unsigned nibbles and subtracts 8 sum(x). Dot products convert each block's
  * eight int32 lanes to float and scale them by d_w d_x (as ggml does), in two running sums;
- * blocks_* gather eight blocks' exact sums with horizontal adds for the tests.
+ * blocks_* gather eight blocks' exact sums with horizontal adds for the tests. Decoding q4_0
+ * has its own gemv (quant.h): unsigned nibbles, the -8 folded into a per-block correction.
  * The activation quantizer rounds half away from zero, like roundf in the reference.
  */
 #if defined(__x86_64__) || defined(_M_X64)
@@ -115,6 +116,44 @@ DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
         *s = avx2_hsum(_mm256_add_ps(acc0, acc1));                                                 \
     }
 
+/* q4_0 decoding (quant.h, qtx_gemv_fn): unsigned nibbles times x by vpmaddubsw (at most
+ * 2 * 15 * 127 per pair: exact), the -8 folded into a second running sum. */
+#define GEMV_Q4_BLOCK(b, acc)                                                                      \
+    do {                                                                                           \
+        const uint8_t *wp = w + (size_t)(b) * sizeof(qtx_block_q4_0);                              \
+        const uint8_t *xp = x + (size_t)(b) * sizeof(qtx_block_q8_0);                              \
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(wp + 2));                            \
+        const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw),          \
+                                           _mm256_set1_epi8(0x0F));                                \
+        const __m256i p = _mm256_madd_epi16(                                                       \
+            _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xp + 2))),                \
+            _mm256_set1_epi16(1));                                                                 \
+        const __m256 dw = avx2_scale(wp);                                                          \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),                                               \
+                              _mm256_mul_ps(dw, _mm256_broadcast_ss(xd + (b))), acc);              \
+        corr = _mm256_fmadd_ps(dw, _mm256_broadcast_ss(cx + (b)), corr);                           \
+    } while (0)
+
+static AVX2 void gemv_q4_0_q8_0(int64_t n, int64_t rows, const void *vw, size_t w_row,
+                                const void *vx, const float *xd, const float *cx, float *y) {
+    const uint8_t *x = vx;
+    const int64_t nb = n / QTX_QK;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            _mm_prefetch((const char *)w + (size_t)b * sizeof(qtx_block_q4_0) + DOT_PF,
+                         _MM_HINT_T0);
+            GEMV_Q4_BLOCK(b, acc0);
+            GEMV_Q4_BLOCK(b + 1, acc1);
+        }
+        if (b < nb) GEMV_Q4_BLOCK(b, acc0);
+        /* every lane of corr holds the same sum */
+        y[r] = avx2_hsum(_mm256_add_ps(acc0, acc1)) + _mm256_cvtss_f32(corr);
+    }
+}
+
 DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)
 DEFINE_DOT(q4_0_q8_0, sizeof(qtx_block_q4_0), avx2_load_q4)
 
@@ -206,6 +245,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx2 = {
     .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
     .tile_q8_0_q8_0 = avx2_tile_q8_0_q8_0,
     .tile_q4_0_q8_0 = avx2_tile_q4_0_q8_0,
+    .gemv_q4_0_q8_0 = gemv_q4_0_q8_0,
 };
 
 #endif

@@ -400,6 +400,8 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
     const qtx_vec_dot_fn kd = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
     const qtx_vec_dot_fn gd = wt == QTX_Q_Q8_0 ? g->dot_q8_0_q8_0 : g->dot_q4_0_q8_0;
     const qtx_tile_fn kt = wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0;
+    const qtx_gemv_fn kv = wt == QTX_Q_Q4_0 ? k->gemv_q4_0_q8_0 : NULL;
+    float *xf = malloc((size_t)(2 * nb) * sizeof(float));
     int32_t *ik = malloc((size_t)nb * sizeof(int32_t)), *ig = malloc((size_t)nb * sizeof(int32_t));
     int64_t bad = 0;
     double max_diff = 0, max_mag = 0;
@@ -410,10 +412,23 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
             kb(nb, ik, w, x);
             gb(nb, ig, w, x);
             bad += memcmp(ik, ig, (size_t)nb * sizeof(int32_t)) != 0;
-            float sk, sg, st;
+            float sk, sg, st, sv;
             kd(n, &sk, w, x);
             gd(n, &sg, w, x);
             kt(n, 1, 1, w, bw, x, bx, &st, 1);
+            sv = sg;
+            if (kv) { /* the gemv's floats for this activation row: d_x, -8 d_x sum(x) */
+                for (int64_t b = 0; b < nb; b++) {
+                    const uint8_t *xb = x + (size_t)b * 34;
+                    qtx_f16 hx;
+                    memcpy(&hx, xb, 2);
+                    int32_t sum = 0;
+                    for (int j = 0; j < 32; j++) sum += (int8_t)xb[2 + j];
+                    xf[b] = qtx_f16_to_f32(hx);
+                    xf[nb + b] = -8.0f * (float)sum * xf[b];
+                }
+                kv(n, 1, w, bw, x, xf, xf + nb, &sv);
+            }
             double mag = 0;
             for (int64_t b = 0; b < nb; b++) {
                 qtx_f16 hw, hx;
@@ -421,15 +436,18 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
                 memcpy(&hx, x + (size_t)b * 34, 2);
                 mag += fabs((double)ig[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
             }
-            const double diff = fmax(fabs((double)sk - (double)sg), fabs((double)st - (double)sg));
+            const double diff =
+                fmax(fmax(fabs((double)sk - (double)sg), fabs((double)st - (double)sg)),
+                     fabs((double)sv - (double)sg));
             max_diff = diff > max_diff || isnan(diff) ? (isnan(diff) ? INFINITY : diff) : max_diff;
             max_mag = mag > max_mag ? mag : max_mag;
         }
     T_CHECK(bad == 0, "%s %s n=%lld: %lld row pairs with block sums != generic", k->name, what,
             (long long)n, (long long)bad);
     const double e = max_mag > 0 ? max_diff / max_mag : max_diff;
-    T_CHECK(e <= 1e-6, "%s %s n=%lld: dot / 1 x 1 tile rel err %.3g vs generic", k->name, what,
-            (long long)n, e);
+    T_CHECK(e <= 1e-6, "%s %s n=%lld: dot / 1 x 1 tile / gemv rel err %.3g vs generic", k->name,
+            what, (long long)n, e);
+    free(xf);
     /* Every tile shape gives each element exactly as the 1 x 1 tile does. */
     float y[QTX_TILE_R * QTX_TILE_C], y1;
     int64_t shape_bad = 0;
@@ -477,7 +495,11 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
             yref[i * rows + r] = (float)s;
         }
     const size_t sb = qtx_qmatmul_scratch_bytes(wt, n, m);
-    T_CHECK(sb == (tr->is_quantized ? (size_t)m * bx : 0), "scratch bytes for %s", tr->name);
+    /* the q8_0 rows, then (64-byte aligned) two floats per block for a gemv */
+    const size_t sb_want = tr->is_quantized ? ((size_t)m * bx + 63) / 64 * 64 +
+                                                  (size_t)(2 * m * (n / 32)) * sizeof(float)
+                                            : 0;
+    T_CHECK(sb == sb_want, "scratch bytes for %s: %zu, want %zu", tr->name, sb, sb_want);
     void *scratch = sb ? malloc(sb) : NULL;
     memset(y, 0xFF, (size_t)(m * rows) * sizeof(float));
     qtx_qmatmul_with(k, wt, W, rows, n, c->x, m, y, scratch);
@@ -485,20 +507,27 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
     T_CHECK(e <= 1e-5, "%s qmatmul %s n=%lld rows=%lld m=%lld: rel err %.3g", k->name, tr->name,
             (long long)n, (long long)rows, (long long)m, e);
     /* the quantized activations are exactly the reference's */
-    if (sb) T_CHECK(memcmp(scratch, c->xq8, sb) == 0, "%s qmatmul activation bytes", k->name);
-    /* each element is the ISA's dot product of its row and column (m = 1), or their 1 x 1
-     * tile (a batch) */
-    if (tr->is_quantized && rows > 2) {
+    if (sb)
+        T_CHECK(memcmp(scratch, c->xq8, (size_t)m * bx) == 0, "%s qmatmul activation bytes",
+                k->name);
+    /* each element is the ISA's dot product of its row and column (m = 1; a q4_0 gemv, where
+     * the ISA has one, is checked against generic in check_dots), or their 1 x 1 tile */
+    const int gemv = m == 1 && wt == QTX_Q_Q4_0 && k->gemv_q4_0_q8_0;
+    if (tr->is_quantized && !gemv) {
         const int64_t i = m - 1;
-        const uint8_t *wr = (const uint8_t *)W + 2 * bw, *xr = c->xq8 + (size_t)i * bx;
-        float s = 0;
-        if (m == 1)
-            (wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0)(n, &s, wr, xr);
-        else
-            (wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0)(n, 1, 1, wr, bw, xr, bx, &s,
-                                                                       1);
-        T_CHECK(s == y[i * rows + 2], "%s qmatmul %s m=%lld: Y[%lld, 2] is W[2] . X[%lld]", k->name,
-                tr->name, (long long)m, (long long)i, (long long)i);
+        int64_t bad = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const uint8_t *wr = (const uint8_t *)W + (size_t)r * bw, *xr = c->xq8 + (size_t)i * bx;
+            float s = 0;
+            if (m == 1)
+                (wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0)(n, &s, wr, xr);
+            else
+                (wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0)(n, 1, 1, wr, bw, xr, bx,
+                                                                           &s, 1);
+            bad += memcmp(&s, &y[i * rows + r], sizeof s) != 0;
+        }
+        T_CHECK(bad == 0, "%s qmatmul %s m=%lld: %lld elements of Y[%lld] are not W[r] . X[%lld]",
+                k->name, tr->name, (long long)m, (long long)bad, (long long)i, (long long)i);
     }
     free(scratch);
     free(wd);
