@@ -430,7 +430,7 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
         for (int64_t i = 0; i < m; i++)
             k->quantize_row_q8_0(X + i * n, (char *)scratch + (size_t)i * xq_row, n);
     }
-    float *xf = quantized ? (float *)((char *)scratch + xf_offset(m, n)) : NULL;
+    float *xf = quantized ? (float *)(void *)((uint8_t *)scratch + xf_offset(m, n)) : NULL;
     if (use_xf) { /* m == 1: d_x and -8 d_x sum(x) per block */
         const qtx_block_q8_0 *xb = scratch;
         for (int64_t b = 0; b < n / QTX_QK; b++) {
