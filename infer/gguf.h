@@ -7,8 +7,8 @@
  *
  * A string is a u64 length and that many bytes (no NUL); everything is little-endian.
  *
- * qtx_gguf_open maps the file and checks everything before returning: every length and count
- * against the bytes left (counts are capped before anything is allocated), every key and
+ * qtx_gguf_open maps (or reads) the file and checks everything before returning: every length and
+ * count against the bytes left (counts are capped before anything is allocated), every key and
  * tensor name unique, general.alignment a power of two, each tensor's dimensions (1 to 4,
  * ne[0] a multiple of its type's block size), type (f32, f16, q4_0, q8_0; any other ggml type
  * is refused by name), and data (aligned, inside the file, not overlapping another tensor's).
@@ -65,7 +65,15 @@ typedef struct qtx_gguf_tensor {
     uint64_t offset;  /* in the data section, as stored */
 } qtx_gguf_tensor;
 
-/* Maps and checks path. On failure *out is NULL. */
+/* How the file's bytes are held. A mapping is zero-copy and shares the page cache, on 4 KiB
+ * pages; a copy is read into anonymous memory on 2 MiB pages at open, which costs the file's
+ * size in memory and a read, and decodes faster (a decode step streams every weight, and
+ * fewer TLB misses measured 5-20% more tokens/s here, docs/BENCHMARKS.md). */
+typedef enum qtx_gguf_load { QTX_GGUF_MAP, QTX_GGUF_COPY } qtx_gguf_load;
+
+/* Opens (as `how` says) and checks path. On failure *out is NULL. */
+int qtx_gguf_open_with(qtx_gguf **out, const char *path, qtx_gguf_load how, qtx_err *e);
+/* qtx_gguf_open_with(QTX_GGUF_MAP). */
 int qtx_gguf_open(qtx_gguf **out, const char *path, qtx_err *e);
 void qtx_gguf_close(qtx_gguf *g);
 

@@ -116,6 +116,7 @@ struct qtx_gguf {
     int fd;
     const uint8_t *map;
     uint64_t size;
+    qtx_gguf_load how; /* map is a mapping, or a copy from qtx_alloc_big */
     uint32_t alignment;
     uint64_t data_start;
 
@@ -610,8 +611,38 @@ static int parse(cursor *c) {
 }
 
 int qtx_gguf_open(qtx_gguf **out, const char *path, qtx_err *e) {
+    return qtx_gguf_open_with(out, path, QTX_GGUF_MAP, e);
+}
+
+/* Whether map is a copy of the file (read at open) rather than a mapping of it. */
+static int copied(const qtx_gguf *g) {
+#ifdef QTX_GGUF_READ_COPY
+    (void)g;
+    return 1;
+#else
+    return g->how == QTX_GGUF_COPY;
+#endif
+}
+
+/* The whole file into m (size bytes); 0 or -1 with errno. */
+static int read_all(int fd, uint8_t *m, uint64_t size) {
+    uint64_t got = 0;
+    while (got < size) {
+        const ssize_t k = pread(fd, m + got, (size_t)(size - got), (off_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            if (k == 0) errno = EIO; /* the file shrank under us */
+            return -1;
+        }
+        got += (uint64_t)k;
+    }
+    return 0;
+}
+
+int qtx_gguf_open_with(qtx_gguf **out, const char *path, qtx_gguf_load how, qtx_err *e) {
     *out = NULL;
     qtx_gguf *g = qtx_calloc(1, sizeof *g);
+    g->how = how;
     g->path = strdup(path);
     QTX_CHECK(g->path, "out of memory");
     g->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -630,34 +661,28 @@ int qtx_gguf_open(qtx_gguf **out, const char *path, qtx_err *e) {
     }
     g->size = (uint64_t)st.st_size;
     if (g->size > 0) {
+        void *m;
 #ifdef QTX_GGUF_READ_COPY
-        /* fuzzing: an exact-size heap copy, so ASan sees any read past the end (a mapping
-         * reads zeros up to the end of its last page) */
-        void *mv = NULL;
-        QTX_CHECK(posix_memalign(&mv, 4096, (size_t)g->size) == 0, "out of memory");
-        unsigned char *m = mv;
-        size_t got = 0;
-        while (got < g->size) {
-            ssize_t k = pread(g->fd, m + got, (size_t)g->size - got, (off_t)got);
-            if (k <= 0) break;
-            got += (size_t)k;
-        }
-        g->map = m;
-        if (got < g->size) {
-            int rc = qtx_fail(e, QTX_ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
-            qtx_gguf_close(g);
-            return rc;
-        }
+        /* fuzzing: always an exact-size heap copy, so ASan sees any read past the end (a
+         * mapping reads zeros up to the end of its last page) */
+        (void)how;
+        QTX_CHECK(posix_memalign(&m, 4096, (size_t)g->size) == 0, "out of memory");
 #else
-        void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, g->fd, 0);
+        m = how == QTX_GGUF_COPY ? qtx_alloc_big((size_t)g->size)
+                                 : mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, g->fd, 0);
         if (m == MAP_FAILED) {
             int rc = qtx_fail(e, QTX_ERR_INPUT, "%s: cannot map %" PRIu64 " bytes: %s", path,
                               g->size, strerror(errno));
             qtx_gguf_close(g);
             return rc;
         }
-        g->map = m;
 #endif
+        g->map = m;
+        if (copied(g) && read_all(g->fd, m, g->size)) {
+            int rc = qtx_fail(e, QTX_ERR_INPUT, "%s: cannot read: %s", path, strerror(errno));
+            qtx_gguf_close(g);
+            return rc;
+        }
     }
     cursor c = {.g = g, .pos = 0, .e = e};
     if (parse(&c)) {
@@ -673,7 +698,10 @@ void qtx_gguf_close(qtx_gguf *g) {
 #ifdef QTX_GGUF_READ_COPY
     free((void *)g->map);
 #else
-    if (g->map) munmap((void *)g->map, (size_t)g->size);
+    if (g->map && g->how == QTX_GGUF_COPY)
+        qtx_free_big((void *)g->map, (size_t)g->size);
+    else if (g->map)
+        munmap((void *)g->map, (size_t)g->size);
 #endif
     if (g->fd >= 0) close(g->fd);
     free(g->path);

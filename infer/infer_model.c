@@ -122,9 +122,9 @@ static void gguf_free(void *g) {
     qtx_gguf_close(g);
 }
 
-int qtx_infer_load_gguf(qtx_infer_model *m, const char *path, qtx_err *e) {
+int qtx_infer_load_gguf(qtx_infer_model *m, const char *path, qtx_gguf_load how, qtx_err *e) {
     qtx_gguf *g;
-    int rc = qtx_gguf_open(&g, path, e);
+    int rc = qtx_gguf_open_with(&g, path, how, e);
     if (rc) return rc;
     const char *arch;
     size_t arch_len;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "gguf.h"
 #include "kv_cache.h"
 #include "model_config.h"
 #include "quant.h"
@@ -60,8 +61,9 @@ typedef struct qtx_infer_model {
     int64_t cos_n;
 } qtx_infer_model;
 
-/* Opens a GGUF file (weights stay in its mapping). */
-int qtx_infer_load_gguf(qtx_infer_model *m, const char *path, qtx_err *e);
+/* Opens a GGUF file: weights stay in its mapping (QTX_GGUF_MAP) or in a copy on huge pages
+ * (QTX_GGUF_COPY, faster decoding; gguf.h). */
+int qtx_infer_load_gguf(qtx_infer_model *m, const char *path, qtx_gguf_load how, qtx_err *e);
 
 /* For other sources (ckpt/ gathers a training checkpoint): finds tensor `name` (llama.cpp
  * name without ".weight") into *t, or returns QTX_ERR_INPUT naming what is missing. */

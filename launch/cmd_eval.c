@@ -29,12 +29,14 @@ static const char HELP[] =
     "  --kv-quant f32|q8|q4  KV cache storage (default f32)\n"
     "  --kv-compare          also attend with an f32 cache and report the cosine similarity\n"
     "                        of every attention head's output (min and mean) on stderr\n"
+    "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
+    "                        memory, shared with the page cache; slower decoding)\n"
     "  -h, --help            this help\n";
 
 int qtx_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     long long ctx = 0, windows = 0, threads = 0;
-    int kv = QTX_KV_F32, kv_compare = 0;
+    int kv = QTX_KV_F32, kv_compare = 0, use_mmap = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v;
         int missing = 0;
@@ -43,6 +45,8 @@ int qtx_cmd_eval(int argc, char **argv) {
             return 0;
         } else if (!strcmp(s, "--kv-compare")) {
             kv_compare = 1;
+        } else if (!strcmp(s, "--mmap")) {
+            use_mmap = 1;
         } else if ((v = qtx_opt_value(argc, argv, &i, "--data", NULL, &missing))) {
             data = v;
         } else if ((v = qtx_opt_value(argc, argv, &i, "--ctx", NULL, &missing))) {
@@ -71,7 +75,7 @@ int qtx_cmd_eval(int argc, char **argv) {
     omp_set_num_threads(threads > 0 ? (int)threads : qtx_n_cores());
     qtx_err e = {0};
     qtx_infer_model m;
-    if (qtx_open_model(&m, model, &e)) return qtx_report(&e);
+    if (qtx_open_model(&m, model, use_mmap, &e)) return qtx_report(&e);
     char glob[4200];
     if (strchr(data, '*') || strstr(data, ".h5"))
         snprintf(glob, sizeof glob, "%s", data);

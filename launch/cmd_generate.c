@@ -28,13 +28,15 @@ static const char HELP[] =
     "  --threads N           threads (default: all cores)\n"
     "  --kv-quant f32|q8|q4  KV cache storage (default q8): q8/q4 keys use integer attention\n"
     "  --ctx N               context length (default: the model's)\n"
+    "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
+    "                        memory, shared with the page cache; slower decoding)\n"
     "  -h, --help            this help\n";
 
 typedef struct gen_args {
     const char *model, *prompt;
     long long n, top_k, seed, threads, ctx;
     double temp, top_p;
-    int kv;
+    int kv, use_mmap;
 } gen_args;
 
 static int parse(int argc, char **argv, gen_args *a, int *done) {
@@ -53,6 +55,8 @@ static int parse(int argc, char **argv, gen_args *a, int *done) {
             fputs(HELP, stdout);
             *done = 1;
             return 0;
+        } else if (!strcmp(s, "--mmap")) {
+            a->use_mmap = 1;
         } else if ((v = qtx_opt_value(argc, argv, &i, "--prompt", "-p", &missing))) {
             a->prompt = v;
         } else if ((v = qtx_opt_value(argc, argv, &i, "--n-tokens", "-n", &missing))) {
@@ -104,7 +108,7 @@ int qtx_cmd_generate(int argc, char **argv) {
     omp_set_num_threads(a.threads > 0 ? (int)a.threads : qtx_n_cores());
     qtx_err e = {0};
     qtx_infer_model m;
-    if (qtx_open_model(&m, a.model, &e)) return qtx_report(&e);
+    if (qtx_open_model(&m, a.model, a.use_mmap, &e)) return qtx_report(&e);
     qtx_ids ids = {0};
     float *logits = NULL;
     qtx_sampler smp = {0};

@@ -6,7 +6,7 @@
 
 #include "ckpt_infer.h"
 
-int qtx_open_model(qtx_infer_model *m, const char *path, qtx_err *e) {
+int qtx_open_model(qtx_infer_model *m, const char *path, int use_mmap, qtx_err *e) {
     struct stat st;
     if (stat(path, &st))
         return qtx_fail(e, QTX_ERR_INPUT,
@@ -15,8 +15,9 @@ int qtx_open_model(qtx_infer_model *m, const char *path, qtx_err *e) {
                         path);
     const size_t n = strlen(path);
     const int latest_file = n >= 6 && !strcmp(path + n - 6, "latest");
-    return S_ISDIR(st.st_mode) || latest_file ? qtx_infer_load_ckpt(m, path, e)
-                                              : qtx_infer_load_gguf(m, path, e);
+    return S_ISDIR(st.st_mode) || latest_file
+               ? qtx_infer_load_ckpt(m, path, e)
+               : qtx_infer_load_gguf(m, path, use_mmap ? QTX_GGUF_MAP : QTX_GGUF_COPY, e);
 }
 
 int qtx_parse_kv_type(const char *s) {

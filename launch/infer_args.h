@@ -6,8 +6,9 @@
 #include "check.h"
 #include "infer_model.h"
 
-/* A directory is a checkpoint, anything else a GGUF file. */
-int qtx_open_model(qtx_infer_model *m, const char *path, qtx_err *e);
+/* A directory is a checkpoint, anything else a GGUF file: read into huge pages, or mapped
+ * when use_mmap (--mmap). */
+int qtx_open_model(qtx_infer_model *m, const char *path, int use_mmap, qtx_err *e);
 
 /* "f32", "q8" or "q4"; -1 otherwise. */
 int qtx_parse_kv_type(const char *s);

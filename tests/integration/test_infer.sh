@@ -61,6 +61,11 @@ done
   fail "greedy differs: $(cat g_ckpt.out) | $(cat g_f32.out)"
 ! grep -q 'qtx' g_f32.out && grep -q 'decode: [0-9]* tokens in .* tokens/s' g_f32.err &&
   ok "stdout holds only the text; speeds on stderr" || fail "streams: $(cat g_f32.err)"
+"$QTX" generate m_q4_0.gguf -p "And God said unto Moses" -n 24 --temp 0 >g_copy.out 2>/dev/null
+"$QTX" generate m_q4_0.gguf -p "And God said unto Moses" -n 24 --temp 0 --mmap >g_mmap.out 2>/dev/null
+[ -s g_copy.out ] && cmp -s g_copy.out g_mmap.out && [ "$(ev m_q4_0.gguf --mmap)" = "$p_q4" ] &&
+  ok "--mmap (weights mapped, not copied to huge pages) generates and evaluates the same" ||
+  fail "--mmap: $(cat g_copy.out) | $(cat g_mmap.out)"
 "$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 7 >s1.out 2>/dev/null
 "$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 7 >s2.out 2>/dev/null
 "$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 8 >s3.out 2>/dev/null

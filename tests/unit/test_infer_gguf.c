@@ -170,15 +170,32 @@ static void build(bb *b, const tdef *t, int nt, uint32_t alignment, layout *L) {
 
 static char g_path[64];
 
-/* Writes n bytes of b to the test file and opens it; the code, and the message in msg. */
+/* Writes n bytes of b to the test file and opens it; the code, and the message in msg. Every
+ * file is also opened as a copy (QTX_GGUF_COPY), which must give the same verdict, message,
+ * tensors and tensor bytes as the mapping. */
 static int open_bytes(const bb *b, size_t n, qtx_gguf **g, char *msg, size_t cap) {
     FILE *f = fopen(g_path, "wb");
     if (!f) return -1;
     if (n) fwrite(b->p, 1, n, f);
     fclose(f);
-    qtx_err e = {0};
+    qtx_err e = {0}, e2 = {0};
     int rc = qtx_gguf_open(g, g_path, &e);
     snprintf(msg, cap, "%s", rc ? e.msg : "");
+    qtx_gguf *c = NULL;
+    const int rc2 = qtx_gguf_open_with(&c, g_path, QTX_GGUF_COPY, &e2);
+    int same = rc2 == rc && (rc ? !strcmp(e.msg, e2.msg) : 1);
+    if (!rc && !rc2) {
+        same = same && qtx_gguf_n_tensors(c) == qtx_gguf_n_tensors(*g) &&
+               qtx_gguf_n_kv(c) == qtx_gguf_n_kv(*g);
+        for (int i = 0; same && i < qtx_gguf_n_tensors(c); i++) {
+            const qtx_gguf_tensor *a = qtx_gguf_tensor_at(*g, i), *t = qtx_gguf_tensor_at(c, i);
+            same = a->nbytes == t->nbytes && !strcmp(a->name, t->name) &&
+                   !memcmp(a->data, t->data, a->nbytes) && a->data != t->data;
+        }
+    }
+    T_CHECK(same, "%s: a copy (rc %d: %s) differs from the mapping (rc %d: %s)", g_path, rc2,
+            rc2 ? e2.msg : "ok", rc, rc ? e.msg : "ok");
+    qtx_gguf_close(c);
     return rc;
 }
 
