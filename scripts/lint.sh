@@ -4,7 +4,7 @@ set -euo pipefail
 # nullPointerRedundantCheck is off: cppcheck 2.10 does not see that QTX_CHECK(p, ...) exits
 # (qtx_fatal is _Noreturn), so every checked allocation looked like a possible NULL use.
 cd "$(dirname "$0")/.."
-files=$(git ls-files '*.c' '*.h')
+files=$(git ls-files '*.c' '*.h' '*.cu')
 clang-format --dry-run -Werror $files
 cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
   --suppress=missingIncludeSystem \
