@@ -2,7 +2,10 @@
  * (core/kernels.h, optim/adamw.h) on the same random inputs: RMSNorm forward and backward,
  * RoPE forward and inverse, SwiGLU forward and backward, the residual add and AdamW, within
  * 1e-5 relative (fp32 both sides; only the order of sums and fused multiply-adds differ),
- * odd sizes included; and each repeats bit for bit (no atomics, fixed reduction orders).
+ * odd sizes included; each repeats bit for bit (no atomics, fixed reduction orders). The
+ * cuBLASLt bf16 GEMM, every transpose combination, against qtx_sgemm on the same bf16-rounded
+ * inputs within 1e-4 (a product of two bf16 is exact in fp32: only the fp32 sums' order
+ * differs), and the f32 <-> bf16 conversions bit for bit against round-to-nearest-even.
  * Exits 77 (CTest: skipped) with the reason when no CUDA device is visible.
  */
 #include <cuda_runtime.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "adamw.h"
+#include "cuda_gemm.h"
 #include "cuda_kernels.h"
 #include "kernels.h"
 #include "testutil.h"
@@ -150,6 +154,57 @@ static void test_add_adamw(int64_t n) {
     cudaFree(y_d), cudaFree(x_d), cudaFree(p_d), cudaFree(g_d), cudaFree(m_d), cudaFree(v_d);
 }
 
+/* f32 -> bf16 bits, round to nearest even (finite inputs). */
+static uint16_t bf16_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float f32_of_bf16(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void test_gemm_bf16(qtx_cuda_gemm *g, int ta, int tb, int64_t M, int64_t N, int64_t K) {
+    char why[256] = "";
+    const int64_t lda = ta ? M : K, ldb = tb ? K : N, na = M * K, nb = K * N;
+    float *a = host_rand(na, 1.0f, 0.0f), *b = host_rand(nb, 1.0f, 0.0f);
+    float *c = host_rand(M * N, 1.0f, 0.0f), *c_ref = malloc((size_t)(M * N) * sizeof(float));
+    uint16_t *ah = malloc((size_t)na * 2), *bh = malloc((size_t)nb * 2);
+    for (int64_t i = 0; i < na; i++) a[i] = f32_of_bf16(ah[i] = bf16_of(a[i]));
+    for (int64_t i = 0; i < nb; i++) b[i] = f32_of_bf16(bh[i] = bf16_of(b[i]));
+    memcpy(c_ref, c, (size_t)(M * N) * sizeof(float));
+    qtx_sgemm(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, 0.25f, c_ref, N);
+    /* the bf16 operands through the device conversion: the same bits as bf16_of */
+    float *a_d = dev_copy(a, na), *b_d = dev_copy(b, nb), *c_d = dev_copy(c, M * N);
+    uint16_t *ah_d = NULL, *bh_d = NULL;
+    T_CHECK(cudaMalloc((void **)&ah_d, (size_t)na * 2) == cudaSuccess &&
+                cudaMalloc((void **)&bh_d, (size_t)nb * 2) == cudaSuccess,
+            "cudaMalloc");
+    T_CHECK(!qtx_cuda_f32_to_bf16(ah_d, a_d, na, NULL, why, sizeof why) &&
+                !qtx_cuda_f32_to_bf16(bh_d, b_d, nb, NULL, why, sizeof why),
+            "%s", why);
+    uint16_t *back = malloc((size_t)na * 2);
+    T_CHECK(cudaMemcpy(back, ah_d, (size_t)na * 2, cudaMemcpyDeviceToHost) == cudaSuccess, "copy");
+    T_CHECK(memcmp(back, ah, (size_t)na * 2) == 0, "f32_to_bf16 rounds as round-to-nearest-even");
+    T_CHECK(!qtx_cuda_gemm_bf16(g, ta, tb, M, N, K, 0.5f, ah_d, lda, bh_d, ldb, 0.25f, c_d, N, NULL,
+                                why, sizeof why),
+            "gemm %dx%dx%d ta %d tb %d: %s", (int)M, (int)N, (int)K, ta, tb, why);
+    char what[64];
+    snprintf(what, sizeof what, "gemm bf16 %lldx%lldx%lld %c%c", (long long)M, (long long)N,
+             (long long)K, ta ? 'T' : 'N', tb ? 'T' : 'N');
+    float *h = host_copy(c_d, M * N);
+    const double e = qtx_rel_err(h, c_ref, (long)(M * N));
+    T_CHECK(e <= 1e-4, "%s: rel err %.3g vs qtx_sgemm on the same bf16 values", what, e);
+    printf("  %-28s rel err %.2g\n", what, e);
+    free(h), free(back), free(a), free(b), free(c), free(c_ref), free(ah), free(bh);
+    cudaFree(a_d), cudaFree(b_d), cudaFree(c_d), cudaFree(ah_d), cudaFree(bh_d);
+}
+
 int main(void) {
     char why[256] = "";
     if (!qtx_cuda_available(why, sizeof why)) {
@@ -171,5 +226,15 @@ int main(void) {
     printf("add, adamw\n");
     test_add_adamw(1);
     test_add_adamw(1000003);
+    printf("gemm (cuBLASLt, bf16 in, fp32 accumulate)\n");
+    qtx_cuda_gemm *g = NULL;
+    T_CHECK(!qtx_cuda_gemm_create(&g, (size_t)32 << 20, why, sizeof why), "%s", why);
+    if (g)
+        for (int ta = 0; ta <= 1; ta++)
+            for (int tb = 0; tb <= 1; tb++) {
+                test_gemm_bf16(g, ta, tb, 64, 96, 160);
+                test_gemm_bf16(g, ta, tb, 512, 1536, 768);
+            }
+    qtx_cuda_gemm_free(g);
     return qtx_test_done("test_gpu_kernels");
 }

@@ -1,0 +1,145 @@
+/* cuda_gemm.cu: cuBLASLt GEMMs with bf16 inputs and fp32 accumulation (core/cuda_gemm.h).
+ *
+ * cuBLASLt is column-major; a row-major X[r, c] is the column-major X^T, so the row-major
+ * C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: B's storage is
+ * cuBLASLt's first operand and A's the second, each with its own transpose flag.
+ */
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cuda_gemm.h"
+
+struct qtx_cuda_gemm {
+    cublasLtHandle_t lt;
+    void *ws;
+    size_t ws_bytes;
+};
+
+#define LT_OK(call, what)                                                                          \
+    do {                                                                                           \
+        const cublasStatus_t st_ = (call);                                                         \
+        if (st_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+            if (why && cap) snprintf(why, cap, "%s: cuBLASLt status %d", what, (int)st_);          \
+            rc = -1;                                                                               \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+extern "C" {
+
+int qtx_cuda_gemm_create(qtx_cuda_gemm **out, size_t workspace_bytes, char *why, size_t cap) {
+    *out = NULL;
+    qtx_cuda_gemm *g = (qtx_cuda_gemm *)calloc(1, sizeof *g);
+    if (!g) {
+        if (why && cap) snprintf(why, cap, "out of memory");
+        return -1;
+    }
+    if (cublasLtCreate(&g->lt) != CUBLAS_STATUS_SUCCESS) {
+        if (why && cap) snprintf(why, cap, "cublasLtCreate failed");
+        free(g);
+        return -1;
+    }
+    if (workspace_bytes && cudaMalloc(&g->ws, workspace_bytes) != cudaSuccess) {
+        if (why && cap)
+            snprintf(why, cap, "cudaMalloc of %zu bytes of GEMM workspace failed", workspace_bytes);
+        cublasLtDestroy(g->lt);
+        free(g);
+        return -1;
+    }
+    g->ws_bytes = workspace_bytes;
+    *out = g;
+    return 0;
+}
+
+void qtx_cuda_gemm_free(qtx_cuda_gemm *g) {
+    if (!g) return;
+    if (g->ws) cudaFree(g->ws);
+    cublasLtDestroy(g->lt);
+    free(g);
+}
+
+int qtx_cuda_gemm_bf16(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                       float alpha, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
+                       float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap) {
+    int rc = 0;
+    cublasLtMatmulDesc_t desc = NULL;
+    cublasLtMatrixLayout_t lb = NULL, la = NULL, lc = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    /* column-major: first operand = B's storage, second = A's, result C^T [N, M] */
+    const cublasOperation_t op1 = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op2 = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    LT_OK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc");
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1),
+          "transa");
+    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2),
+          "transb");
+    LT_OK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, trans_b ? K : N, trans_b ? N : K, ldb),
+          "layout B");
+    LT_OK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, trans_a ? M : K, trans_a ? K : M, lda),
+          "layout A");
+    LT_OK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc), "layout C");
+    LT_OK(cublasLtMatmulPreferenceCreate(&pref), "preference");
+    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                               &g->ws_bytes, sizeof g->ws_bytes),
+          "workspace");
+    LT_OK(cublasLtMatmulAlgoGetHeuristic(g->lt, desc, lb, la, lc, lc, pref, 1, &heur, &found),
+          "heuristic");
+    if (!found) {
+        if (why && cap) snprintf(why, cap, "cuBLASLt has no algorithm for this bf16 GEMM");
+        rc = -1;
+        goto done;
+    }
+    LT_OK(cublasLtMatmul(g->lt, desc, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &heur.algo, g->ws,
+                         g->ws_bytes, (cudaStream_t)stream),
+          "matmul");
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+    return rc;
+}
+
+} /* extern "C" */
+
+__global__ static void to_bf16_k(uint16_t *y, const float *x, int64_t n) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n;
+         e += (int64_t)gridDim.x * blockDim.x)
+        y[e] = __bfloat16_as_ushort(__float2bfloat16_rn(x[e]));
+}
+
+__global__ static void from_bf16_k(float *y, const uint16_t *x, int64_t n) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n;
+         e += (int64_t)gridDim.x * blockDim.x)
+        y[e] = __bfloat162float(__ushort_as_bfloat16(x[e]));
+}
+
+static unsigned blocks_for(int64_t n) {
+    const int64_t b = (n + 255) / 256;
+    return (unsigned)(b < 65535 * 32 ? b : 65535 * 32);
+}
+
+static int launched(const char *what, char *why, size_t cap) {
+    const cudaError_t err = cudaGetLastError();
+    if (err == cudaSuccess) return 0;
+    if (why && cap) snprintf(why, cap, "%s: %s", what, cudaGetErrorString(err));
+    return -1;
+}
+
+extern "C" int qtx_cuda_f32_to_bf16(uint16_t *y, const float *x, int64_t n, void *stream, char *why,
+                                    size_t cap) {
+    if (n > 0) to_bf16_k<<<blocks_for(n), 256, 0, (cudaStream_t)stream>>>(y, x, n);
+    return launched("f32_to_bf16", why, cap);
+}
+
+extern "C" int qtx_cuda_bf16_to_f32(float *y, const uint16_t *x, int64_t n, void *stream, char *why,
+                                    size_t cap) {
+    if (n > 0) from_bf16_k<<<blocks_for(n), 256, 0, (cudaStream_t)stream>>>(y, x, n);
+    return launched("bf16_to_f32", why, cap);
+}
