@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# build_gpu_tests.sh: builds the GPU tests (tests/gpu/) with nvcc alone, for a machine that has
+# the CUDA toolkit (nvcc, cudart, cuBLASLt) but none of the Debian libraries the full build
+# needs: the CUDA kernels, the CPU kernels they are held against (core/norm_rope_swiglu.c,
+# optim/adamw.c), and a plain reference sgemm in place of oneDNN's (tests/gpu/sgemm_ref.c).
+#   scripts/build_gpu_tests.sh [OUT_DIR]        (default build-gpu; ARCH default 90)
+# then: (cd SOURCE_ROOT && OUT_DIR/test_gpu_kernels)    exit 0 pass, 1 fail, 77 no GPU
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mkdir -p "${1:-$src/build-gpu}" && cd "${1:-$src/build-gpu}" && pwd)
+arch=${ARCH:-90}
+NVCC=${NVCC:-nvcc}
+inc=(-I"$src/core" -I"$src/optim" -I"$src/tests/unit")
+common=(-O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Xcompiler -fopenmp)
+# C sources go through nvcc's host compiler as C (-x c); the .cu files as CUDA.
+cflags=(-O2 -std=c17 -D_GNU_SOURCE -fopenmp)
+objs=()
+for f in core/norm_rope_swiglu.c core/check.c optim/adamw.c tests/unit/testutil.c \
+         tests/gpu/sgemm_ref.c tests/gpu/test_gpu_kernels.c; do
+  o="$out/$(basename "${f%.c}").o"
+  "$NVCC" -x c -ccbin "${CC:-gcc}" "${inc[@]}" -Xcompiler "$(IFS=,; echo "${cflags[*]}")" \
+    -c "$src/$f" -o "$o"
+  objs+=("$o")
+done
+for f in core/cuda_kernels.cu core/cuda_gemm.cu; do
+  o="$out/$(basename "${f%.cu}").o"
+  "$NVCC" "${common[@]}" "${inc[@]}" -c "$src/$f" -o "$o"
+  objs+=("$o")
+done
+"$NVCC" "${common[@]}" "${objs[@]}" -lcublasLt -lm -o "$out/test_gpu_kernels"
+echo "built $out/test_gpu_kernels (sm_$arch); run it from $src"
