@@ -4,8 +4,10 @@
 # q8_0 and q4_0, with 1 and 2 threads; and the memory-bandwidth bound of decoding, weight
 # bytes read per token over the read bandwidth bench_membw measures in the same run (and over
 # DESIGN.md's 73 GB/s). Weights are a 1-step checkpoint (speed does not depend on training).
-# The machine is shared and noisy: every figure is the median of ROUNDS rounds, and within a
-# round qtx and llama.cpp run back to back, so their ratio is the figure to trust.
+# The machine is shared and noisy: every figure is the median of ROUNDS rounds; within a round
+# qtx and llama.cpp run back to back, and the bandwidth is measured again (same thread count)
+# right before the decodes, so the ratios (qtx / llama.cpp, qtx / bound) are the figures to
+# trust.
 #   bench/bench_infer.sh BUILD_DIR LLAMA_BENCH [DECODE_TOKENS [ROUNDS]]
 # LLAMA_BENCH: llama.cpp's llama-bench binary (built from the llama-cpp-python sdist's vendor/
 # llama.cpp: cmake -B build -DLLAMA_CURL=OFF && cmake --build build --target llama-bench).
@@ -30,13 +32,8 @@ common=(--set data.train='data/tiny/train_*.h5' --set data.val= --set train.eval
   --set model.ffn_dim=2048 >/dev/null 2>&1
 prompt=$(head -c 700 README.md | tr -s '[:space:]' ' ') # a few hundred tokens
 
-"$build/bench/bench_membw" 1024 5 >"$work/bw.txt"
-bw1=$(awk '$1 == 1 {print $2}' "$work/bw.txt")
-bw2=$(awk '$1 == 2 {print $2}' "$work/bw.txt")
-echo "read bandwidth (bench_membw, best of 5): 1 thread $bw1 GB/s, 2 threads ${bw2:-n/a} GB/s"
-echo
-echo "| model | weights | threads | prompt tok/s qtx | llama.cpp | qtx / llama.cpp | decode tok/s qtx | llama.cpp | qtx / llama.cpp | decode bound tok/s (measured BW) | qtx / bound | bound at 73 GB/s |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | weights | threads | prompt tok/s qtx | llama.cpp | qtx / llama.cpp | decode tok/s qtx | llama.cpp | qtx / llama.cpp | read GB/s (bench_membw) | decode bound tok/s | qtx / bound | bound at 73 GB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 # Bytes a decode step reads: every tensor but the embedding table, which is read whole only
 # when it is also the output head (tied).
@@ -59,15 +56,19 @@ for model in small m100; do
     "$build/qtx" export "$work/$model" --quant $q -o "$g" -q >/dev/null 2>&1
     wb=$(weight_bytes "$g")
     for t in 1 2; do
-      qp=() qd=() lp=() ld=()
+      qp=() qd=() lp=() ld=() bws=() fr=()
       for ((r = 0; r < rounds; r++)); do
         "$build/qtx" generate "$g" -p "$prompt" -n 1 --temp 0 --threads $t --kv-quant q8 \
           >/dev/null 2>"$work/p.err"
         n_prompt=$(sed -n 's/.*prompt: \([0-9]*\) tokens.*/\1/p' "$work/p.err")
         qp+=("$(sed -n 's/.*prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/p.err")")
+        bw=$("$build/bench/bench_membw" 512 3 "$t" | awk -v t="$t" '$1 == t {print $2}')
+        bws+=("$bw")
         "$build/qtx" generate "$g" -p "Hello world" -n "$nd" --temp 0 --threads $t --kv-quant q8 \
           >/dev/null 2>"$work/d.err"
-        qd+=("$(sed -n 's/.*decode: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/d.err")")
+        d=$(sed -n 's/.*decode: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/d.err")
+        qd+=("$d")
+        fr+=("$(python3 -c "print($d / ($bw * 1e9 / $wb))")")
         read -r a b < <("$lbench" -m "$g" -p "$n_prompt" -n "$nd" -t $t -r 1 -o csv 2>/dev/null |
           python3 -c '
 import csv, sys
@@ -78,14 +79,13 @@ print(p, d)')
         lp+=("$a")
         ld+=("$b")
       done
-      bw=$([ "$t" = 1 ] && echo "$bw1" || echo "${bw2:-$bw1}")
       python3 - "$(median "${qp[@]}")" "$(median "${lp[@]}")" "$(median "${qd[@]}")" \
-        "$(median "${ld[@]}")" "$wb" "$bw" <<PY
+        "$(median "${ld[@]}")" "$wb" "$(median "${bws[@]}")" "$(median "${fr[@]}")" <<PY
 import sys
-qp, lp, qd, ld, wb, bw = map(float, sys.argv[1:])
+qp, lp, qd, ld, wb, bw, fr = map(float, sys.argv[1:])
 bound, bound73 = bw * 1e9 / wb, 73e9 / wb
 print(f"| $model | $q | $t | {qp:.0f} | {lp:.0f} | {qp / lp:.2f} | {qd:.1f} | {ld:.1f} | "
-      f"{qd / ld:.2f} | {bound:.0f} | {qd / bound:.0%} | {bound73:.0f} |")
+      f"{qd / ld:.2f} | {bw:.1f} | {bound:.0f} | {fr:.0%} | {bound73:.0f} |")
 PY
     done
   done

@@ -3,7 +3,8 @@
  * streams every weight once), best of several passes. bench_infer.sh turns it into each
  * model's decode bound (weight bytes per token / GB/s). A benchmark, not a test.
  *
- *   bench_membw [MiB [passes]]        (default 1024 MiB, 5 passes; threads 1 .. cores)
+ *   bench_membw [MiB [passes [threads]]]    (default 1024 MiB, 5 passes; threads 1 .. cores,
+ *                                            or only the count given)
  */
 #include <omp.h>
 #include <stdint.h>
@@ -16,8 +17,9 @@
 int main(int argc, char **argv) {
     const size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 1024;
     const int passes = argc > 2 ? atoi(argv[2]) : 5;
-    if (mib < 64 || passes < 1) {
-        fprintf(stderr, "usage: bench_membw [MiB (>= 64) [passes]]\n");
+    const int only = argc > 3 ? atoi(argv[3]) : 0;
+    if (mib < 64 || passes < 1 || only < 0) {
+        fprintf(stderr, "usage: bench_membw [MiB (>= 64) [passes [threads]]]\n");
         return 2;
     }
     const size_t bytes = mib << 20, n = bytes / sizeof(uint64_t); /* a multiple of 4 vectors */
@@ -31,7 +33,7 @@ int main(int argc, char **argv) {
     const v4 *va = (const v4 *)a;
     const size_t nv = bytes / sizeof(v4);
     uint64_t sink = 0;
-    for (int t = 1; t <= qtx_n_cores(); t++) {
+    for (int t = only ? only : 1; t <= (only ? only : qtx_n_cores()); t++) {
         omp_set_num_threads(t);
         double best = 0.0;
         for (int p = 0; p < passes; p++) {
