@@ -15,14 +15,15 @@ common=(-O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Xcompiler -f
 # C sources go through nvcc's host compiler as C (-x c); the .cu files as CUDA.
 cflags=(-O2 -std=c17 -D_GNU_SOURCE -fopenmp)
 objs=()
-for f in core/norm_rope_swiglu.c core/check.c optim/adamw.c tests/unit/testutil.c \
+for f in core/norm_rope_swiglu.c core/check.c core/quant.c core/quant_generic.c core/quant_avx2.c \
+         core/quant_avx512.c core/quant_neon.c optim/adamw.c tests/unit/testutil.c \
          tests/gpu/sgemm_ref.c tests/gpu/test_gpu_kernels.c; do
   o="$out/$(basename "${f%.c}").o"
   "$NVCC" -x c -ccbin "${CC:-gcc}" "${inc[@]}" -Xcompiler "$(IFS=,; echo "${cflags[*]}")" \
     -c "$src/$f" -o "$o"
   objs+=("$o")
 done
-for f in core/cuda_kernels.cu core/cuda_gemm.cu; do
+for f in core/cuda_kernels.cu core/cuda_gemm.cu core/cuda_quant.cu; do
   o="$out/$(basename "${f%.cu}").o"
   "$NVCC" "${common[@]}" "${inc[@]}" -c "$src/$f" -o "$o"
   objs+=("$o")

@@ -5,7 +5,9 @@
  * odd sizes included; each repeats bit for bit (no atomics, fixed reduction orders). The
  * cuBLASLt bf16 GEMM, every transpose combination, against qtx_sgemm on the same bf16-rounded
  * inputs within 1e-4 (a product of two bf16 is exact in fp32: only the fp32 sums' order
- * differs), and the f32 <-> bf16 conversions bit for bit against round-to-nearest-even.
+ * differs), and the f32 <-> bf16 conversions bit for bit against round-to-nearest-even. The
+ * q8_0 activation quantizer gives ggml's reference bytes; q8_0 / q4_0 matrix-vector products
+ * (every weight byte, -128 included) within 1e-5 of the generic CPU qtx_qmatmul.
  * Exits 77 (CTest: skipped) with the reason when no CUDA device is visible.
  */
 #include <cuda_runtime.h>
@@ -17,6 +19,8 @@
 #include "adamw.h"
 #include "cuda_gemm.h"
 #include "cuda_kernels.h"
+#include "cuda_quant.h"
+#include "quant.h"
 #include "kernels.h"
 #include "testutil.h"
 
@@ -205,6 +209,58 @@ static void test_gemm_bf16(qtx_cuda_gemm *g, int ta, int tb, int64_t M, int64_t 
     cudaFree(a_d), cudaFree(b_d), cudaFree(c_d), cudaFree(ah_d), cudaFree(bh_d);
 }
 
+static void test_quant(int64_t rows, int64_t n) {
+    char why[256] = "";
+    float *x = host_rand(n, 3.0f, 0.0f);
+    for (int j = 0; j < 32 && j < n; j++) x[j] = 0.0f; /* an all-zero block: d = 0 */
+    const size_t xb = qtx_qtype_row_bytes(QTX_Q_Q8_0, n);
+    uint8_t *xq = malloc(xb), *xq_gpu = malloc(xb);
+    qtx_quantize_row_q8_0_ref(x, xq, n);
+    float *x_d = dev_copy(x, n);
+    void *xq_d = NULL;
+    T_CHECK(cudaMalloc(&xq_d, xb) == cudaSuccess, "cudaMalloc");
+    T_CHECK(!qtx_cuda_quantize_q8_0(xq_d, x_d, n, NULL, why, sizeof why), "%s", why);
+    T_CHECK(cudaDeviceSynchronize() == cudaSuccess &&
+                cudaMemcpy(xq_gpu, xq_d, xb, cudaMemcpyDeviceToHost) == cudaSuccess,
+            "copy");
+    T_CHECK(memcmp(xq, xq_gpu, xb) == 0, "quantize_q8_0 n=%lld: bytes differ from the reference",
+            (long long)n);
+    const qtx_qtype types[2] = {QTX_Q_Q8_0, QTX_Q_Q4_0};
+    for (int t = 0; t < 2; t++) {
+        const size_t wb = qtx_qtype_row_bytes(types[t], n), bb = types[t] == QTX_Q_Q8_0 ? 34 : 18;
+        uint8_t *w = malloc(wb * (size_t)rows);
+        for (size_t i = 0; i < wb * (size_t)rows; i++) {
+            g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+            w[i] = (uint8_t)(g_rng >> 56);
+        }
+        for (size_t b = 0; b < wb * (size_t)rows / bb; b++) { /* sane scales, either sign */
+            const qtx_f16 d = qtx_f32_to_f16((b & 1 ? -0.01f : 0.02f) * (1.0f + urand()));
+            memcpy(w + b * bb, &d, 2);
+        }
+        float *y = malloc((size_t)rows * sizeof(float));
+        void *scratch = malloc(qtx_qmatmul_scratch_bytes(types[t], n, 1));
+        qtx_qmatmul_with(qtx_quant_kernels_for(QTX_ISA_GENERIC), types[t], w, rows, n, x, 1, y,
+                         scratch);
+        void *w_d = NULL;
+        float *y_d = NULL;
+        T_CHECK(cudaMalloc(&w_d, wb * (size_t)rows) == cudaSuccess &&
+                    cudaMalloc((void **)&y_d, (size_t)rows * sizeof(float)) == cudaSuccess,
+                "cudaMalloc");
+        T_CHECK(cudaMemcpy(w_d, w, wb * (size_t)rows, cudaMemcpyHostToDevice) == cudaSuccess,
+                "copy");
+        T_CHECK(!qtx_cuda_qmatvec((int)types[t], w_d, rows, n, xq_d, y_d, NULL, why, sizeof why),
+                "%s", why);
+        char what[64];
+        snprintf(what, sizeof what, "qmatvec %s %lldx%lld", qtx_qtype_get(types[t])->name,
+                 (long long)rows, (long long)n);
+        expect_close(what, y_d, y, rows);
+        free(w), free(y), free(scratch);
+        cudaFree(w_d), cudaFree(y_d);
+    }
+    free(x), free(xq), free(xq_gpu);
+    cudaFree(x_d), cudaFree(xq_d);
+}
+
 int main(void) {
     char why[256] = "";
     if (!qtx_cuda_available(why, sizeof why)) {
@@ -226,6 +282,10 @@ int main(void) {
     printf("add, adamw\n");
     test_add_adamw(1);
     test_add_adamw(1000003);
+    printf("quantized (q8_0 activations, q8_0 / q4_0 weights)\n");
+    test_quant(1, 32);
+    test_quant(37, 96);
+    test_quant(4096, 4096 + 32);
     printf("gemm (cuBLASLt, bf16 in, fp32 accumulate)\n");
     qtx_cuda_gemm *g = NULL;
     T_CHECK(!qtx_cuda_gemm_create(&g, (size_t)32 << 20, why, sizeof why), "%s", why);
