@@ -134,8 +134,9 @@ DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
         corr = _mm256_fmadd_ps(dw, _mm256_broadcast_ss(cx + (b)), corr);                           \
     } while (0)
 
-static AVX2 void gemv_q4_0_q8_0(int64_t n, int64_t rows, const void *vw, size_t w_row,
-                                const void *vx, const float *xd, const float *cx, float *y) {
+/* Not static: the AVX-512 tables decode q4_0 with it too (every AVX-512 CPU runs AVX2). */
+AVX2 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *vw, size_t w_row,
+                                  const void *vx, const float *xd, const float *cx, float *y) {
     const uint8_t *x = vx;
     const int64_t nb = n / QTX_QK;
     for (int64_t r = 0; r < rows; r++) {
@@ -245,7 +246,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx2 = {
     .blocks_q4_0_q8_0 = blocks_q4_0_q8_0,
     .tile_q8_0_q8_0 = avx2_tile_q8_0_q8_0,
     .tile_q4_0_q8_0 = avx2_tile_q4_0_q8_0,
-    .gemv_q4_0_q8_0 = gemv_q4_0_q8_0,
+    .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
 };
 
 #endif
