@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "cuda_gemm.h"
+#include "cuda_launch.h"
 
 struct qtx_cuda_gemm {
     cublasLtHandle_t lt;
@@ -120,26 +121,14 @@ __global__ static void from_bf16_k(float *y, const uint16_t *x, int64_t n) {
         y[e] = __bfloat162float(__ushort_as_bfloat16(x[e]));
 }
 
-static unsigned blocks_for(int64_t n) {
-    const int64_t b = (n + 255) / 256;
-    return (unsigned)(b < 65535 * 32 ? b : 65535 * 32);
-}
-
-static int launched(const char *what, char *why, size_t cap) {
-    const cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess) return 0;
-    if (why && cap) snprintf(why, cap, "%s: %s", what, cudaGetErrorString(err));
-    return -1;
-}
-
 extern "C" int qtx_cuda_f32_to_bf16(uint16_t *y, const float *x, int64_t n, void *stream, char *why,
                                     size_t cap) {
-    if (n > 0) to_bf16_k<<<blocks_for(n), 256, 0, (cudaStream_t)stream>>>(y, x, n);
-    return launched("f32_to_bf16", why, cap);
+    if (n > 0) to_bf16_k<<<qtx_grid_for(n), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(y, x, n);
+    return qtx_launched("f32_to_bf16", why, cap);
 }
 
 extern "C" int qtx_cuda_bf16_to_f32(float *y, const uint16_t *x, int64_t n, void *stream, char *why,
                                     size_t cap) {
-    if (n > 0) from_bf16_k<<<blocks_for(n), 256, 0, (cudaStream_t)stream>>>(y, x, n);
-    return launched("bf16_to_f32", why, cap);
+    if (n > 0) from_bf16_k<<<qtx_grid_for(n), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(y, x, n);
+    return qtx_launched("bf16_to_f32", why, cap);
 }

@@ -7,22 +7,9 @@
 #include <stdio.h>
 
 #include "cuda_kernels.h"
+#include "cuda_launch.h"
 
 #define ROW_THREADS 256 /* threads per row block: a power of two (the tree reduction) */
-#define EW_THREADS 256  /* threads per block of elementwise kernels */
-
-/* 0, or -1 with the launch's error in why. */
-static int launched(const char *what, char *why, size_t cap) {
-    const cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess) return 0;
-    if (why && cap) snprintf(why, cap, "%s: %s", what, cudaGetErrorString(err));
-    return -1;
-}
-
-static unsigned grid_for(int64_t n) {
-    const int64_t b = (n + EW_THREADS - 1) / EW_THREADS;
-    return (unsigned)(b < 65535 * 32 ? b : 65535 * 32);
-}
 
 /* The sum of v over the block, in a fixed tree order; every thread gets it. */
 __device__ static float block_sum(float v, float *shared) {
@@ -154,7 +141,7 @@ int qtx_cuda_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, 
                          int64_t c, float eps, void *stream, char *why, size_t cap) {
     if (n > 0)
         rmsnorm_fwd_k<<<(unsigned)n, ROW_THREADS, 0, (cudaStream_t)stream>>>(y, rstd, x, w, c, eps);
-    return launched("rmsnorm_fwd", why, cap);
+    return qtx_launched("rmsnorm_fwd", why, cap);
 }
 
 int qtx_cuda_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *rstd,
@@ -162,39 +149,40 @@ int qtx_cuda_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, 
                          size_t cap) {
     const cudaStream_t s = (cudaStream_t)stream;
     if (n > 0 && dx) rmsnorm_bwd_dx_k<<<(unsigned)n, ROW_THREADS, 0, s>>>(dx, dy, x, rstd, w, c);
-    if (launched("rmsnorm_bwd dx", why, cap)) return -1;
+    if (qtx_launched("rmsnorm_bwd dx", why, cap)) return -1;
     if (c > 0 && dw)
-        rmsnorm_bwd_dw_k<<<(unsigned)((c + EW_THREADS - 1) / EW_THREADS), EW_THREADS, 0, s>>>(
-            dw, dy, x, rstd, n, c);
-    return launched("rmsnorm_bwd dw", why, cap);
+        rmsnorm_bwd_dw_k<<<(unsigned)((c + QTX_EW_THREADS - 1) / QTX_EW_THREADS), QTX_EW_THREADS, 0,
+                           s>>>(dw, dy, x, rstd, n, c);
+    return qtx_launched("rmsnorm_bwd dw", why, cap);
 }
 
 int qtx_cuda_rope(float *x, int64_t ld, int64_t n, int T, int n_heads, int hd, const float *cos_t,
                   const float *sin_t, int inverse, void *stream, char *why, size_t cap) {
     const int64_t total = n * n_heads * (hd / 2);
     if (total > 0)
-        rope_k<<<grid_for(total), EW_THREADS, 0, (cudaStream_t)stream>>>(
+        rope_k<<<qtx_grid_for(total), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(
             x, ld, n, T, n_heads, hd, cos_t, sin_t, inverse ? -1.0f : 1.0f);
-    return launched("rope", why, cap);
+    return qtx_launched("rope", why, cap);
 }
 
 int qtx_cuda_swiglu_fwd(float *h, const float *gu, int64_t n, int64_t f, void *stream, char *why,
                         size_t cap) {
     if (n * f > 0)
-        swiglu_fwd_k<<<grid_for(n * f), EW_THREADS, 0, (cudaStream_t)stream>>>(h, gu, n, f);
-    return launched("swiglu_fwd", why, cap);
+        swiglu_fwd_k<<<qtx_grid_for(n * f), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(h, gu, n, f);
+    return qtx_launched("swiglu_fwd", why, cap);
 }
 
 int qtx_cuda_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int64_t f,
                         void *stream, char *why, size_t cap) {
     if (n * f > 0)
-        swiglu_bwd_k<<<grid_for(n * f), EW_THREADS, 0, (cudaStream_t)stream>>>(dgu, dh, gu, n, f);
-    return launched("swiglu_bwd", why, cap);
+        swiglu_bwd_k<<<qtx_grid_for(n * f), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(dgu, dh, gu,
+                                                                                       n, f);
+    return qtx_launched("swiglu_bwd", why, cap);
 }
 
 int qtx_cuda_add(float *y, const float *x, int64_t n, void *stream, char *why, size_t cap) {
-    if (n > 0) add_k<<<grid_for(n), EW_THREADS, 0, (cudaStream_t)stream>>>(y, x, n);
-    return launched("add", why, cap);
+    if (n > 0) add_k<<<qtx_grid_for(n), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(y, x, n);
+    return qtx_launched("add", why, cap);
 }
 
 int qtx_cuda_adamw(float *p, const float *g, float *m, float *v, int64_t n, double lr,
@@ -203,10 +191,10 @@ int qtx_cuda_adamw(float *p, const float *g, float *m, float *v, int64_t n, doub
     /* the scalars as optim/adamw.c computes them, on the host in double */
     const double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
     if (n > 0)
-        adamw_k<<<grid_for(n), EW_THREADS, 0, (cudaStream_t)stream>>>(
+        adamw_k<<<qtx_grid_for(n), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(
             p, g, m, v, n, (float)beta1, (float)beta2, (float)eps, (float)(lr / bc1),
             (float)(1.0 / sqrt(bc2)), (float)(1.0 - lr * weight_decay), grad_scale);
-    return launched("adamw", why, cap);
+    return qtx_launched("adamw", why, cap);
 }
 
 } /* extern "C" */

@@ -9,18 +9,12 @@
 #include <string.h>
 
 #include "cuda_quant.h"
+#include "cuda_launch.h"
 
 #define QK 32
 #define Q8_BYTES 34 /* f16 d, 32 int8 */
 #define Q4_BYTES 18 /* f16 d, 16 bytes of nibbles */
 #define WARPS_PER_BLOCK 4
-
-static int launched(const char *what, char *why, size_t cap) {
-    const cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess) return 0;
-    if (why && cap) snprintf(why, cap, "%s: %s", what, cudaGetErrorString(err));
-    return -1;
-}
 
 __device__ static float f16_at(const uint8_t *p) {
     return __half2float(__ushort_as_half((unsigned short)(p[0] | (p[1] << 8))));
@@ -93,7 +87,7 @@ int qtx_cuda_quantize_q8_0(void *y, const float *x, int64_t n, void *stream, cha
     if (nb > 0)
         quantize_q8_0_k<<<(unsigned)((nb + 127) / 128), 128, 0, (cudaStream_t)stream>>>(
             (uint8_t *)y, x, nb);
-    return launched("quantize_q8_0", why, cap);
+    return qtx_launched("quantize_q8_0", why, cap);
 }
 
 int qtx_cuda_qmatvec(int wt, const void *W, int64_t rows, int64_t n, const void *xq, float *y,
@@ -115,7 +109,7 @@ int qtx_cuda_qmatvec(int wt, const void *W, int64_t rows, int64_t n, const void 
             qmatvec_k<0><<<grid, 32 * WARPS_PER_BLOCK, 0, s>>>((const uint8_t *)W, rows, n / QK,
                                                                (const uint8_t *)xq, y);
     }
-    return launched("qmatvec", why, cap);
+    return qtx_launched("qmatvec", why, cap);
 }
 
 } /* extern "C" */

@@ -148,9 +148,15 @@ void qtx_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 void qtx_dequantize_row_q8_0(const void *x, float *y, int64_t n);
 void qtx_dequantize_row_q4_0(const void *x, float *y, int64_t n);
 
-/* A tile computed one dot product at a time, for the kernel tables without their own. */
+/* A tile computed one dot product at a time, for the kernel tables without their own;
+ * QTX_TILE_BY_DOT(name, dot) defines such a tile function. */
 void qtx_tile_by_dot(qtx_vec_dot_fn dot, int64_t n, int nr, int nc, const void *w, size_t w_row,
                      const void *x, size_t x_row, float *y, int64_t ldy);
+#define QTX_TILE_BY_DOT(name, dot)                                                                 \
+    static void name(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,        \
+                     size_t x_row, float *y, int64_t ldy) {                                        \
+        qtx_tile_by_dot(dot, n, nr, nc, w, w_row, x, x_row, y, ldy);                               \
+    }
 
 /* "generic", "avx2", ... for any isa < QTX_ISA_COUNT, also one this build or CPU lacks. */
 const char *qtx_isa_name(qtx_isa isa);

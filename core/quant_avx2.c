@@ -17,6 +17,11 @@
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
+#define TILE_ATTR AVX2
+#define TILE_PAIR(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define TILE_NAME(x) avx2_##x
+#include "quant_tile_x86.h"
+
 /* Eight int32 lanes whose sum is the block's exact sum of products. vpmaddubsw multiplies
  * |w| (unsigned, 128 for -128) by x carrying w's sign: exact for any weight byte as long as
  * x > -128, which the q8_0 quantizers guarantee (pairs stay within +-2 * 128 * 127). */
@@ -28,43 +33,17 @@ static inline AVX2 __m256i part_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_blo
 }
 
 static inline AVX2 __m256i part_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
-    const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
-    /* low lane: values 0..15 (low nibbles), high lane: values 16..31 (high nibbles) */
-    const __m256i q4 =
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i q4 = avx2_nibbles((const uint8_t *)w);
     const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
     const __m256i p = _mm256_maddubs_epi16(q4, y);                  /* |pair| <= 3840 */
     const __m256i c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), y); /* |pair| <= 2048 */
     return _mm256_madd_epi16(_mm256_sub_epi16(p, c), _mm256_set1_epi16(1));
 }
 
-static inline AVX2 int32_t hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
-static inline AVX2 float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Lane k of the result = the sum of the lanes of pk. */
-static inline AVX2 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i p4,
-                                   __m256i p5, __m256i p6, __m256i p7) {
-    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
-}
-
 #define SUMS8(PART, w, x)                                                                          \
-    reduce8(PART(w, x), PART((w) + 1, (x) + 1), PART((w) + 2, (x) + 2), PART((w) + 3, (x) + 3),    \
-            PART((w) + 4, (x) + 4), PART((w) + 5, (x) + 5), PART((w) + 6, (x) + 6),                \
-            PART((w) + 7, (x) + 7))
+    avx2_reduce8(PART(w, x), PART((w) + 1, (x) + 1), PART((w) + 2, (x) + 2),                       \
+                 PART((w) + 3, (x) + 3), PART((w) + 4, (x) + 4), PART((w) + 5, (x) + 5),           \
+                 PART((w) + 6, (x) + 6), PART((w) + 7, (x) + 7))
 
 #define DEFINE_BLOCKS(NAME, WT, PART)                                                              \
     static AVX2 void blocks_##NAME(int64_t nb, int32_t *isum, const void *vw, const void *vx) {    \
@@ -73,16 +52,11 @@ static inline AVX2 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p
         int64_t b = 0;                                                                             \
         for (; b + 8 <= nb; b += 8)                                                                \
             _mm256_storeu_si256((__m256i *)(isum + b), SUMS8(PART, w + b, x + b));                 \
-        for (; b < nb; b++) isum[b] = hsum_i32(PART(w + b, x + b));                                \
+        for (; b < nb; b++) isum[b] = avx2_hsum_i32(PART(w + b, x + b));                           \
     }
 
 DEFINE_BLOCKS(q8_0_q8_0, qtx_block_q8_0, part_q8_0_q8_0)
 DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
-
-#define TILE_ATTR AVX2
-#define TILE_PAIR(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
-#define TILE_NAME(x) avx2_##x
-#include "quant_tile_x86.h"
 
 /* Dot products (one weight row streamed front to back: decoding): two running sums over
  * alternate blocks, each block's lanes converted and scaled as in the tile. */
@@ -122,9 +96,7 @@ DEFINE_BLOCKS(q4_0_q8_0, qtx_block_q4_0, part_q4_0_q8_0)
     do {                                                                                           \
         const uint8_t *wp = w + (size_t)(b) * sizeof(qtx_block_q4_0);                              \
         const uint8_t *xp = x + (size_t)(b) * sizeof(qtx_block_q8_0);                              \
-        const __m128i raw = _mm_loadu_si128((const __m128i *)(wp + 2));                            \
-        const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw),          \
-                                           _mm256_set1_epi8(0x0F));                                \
+        const __m256i q = avx2_nibbles(wp);                                                        \
         const __m256i p = _mm256_madd_epi16(                                                       \
             _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(xp + 2))),                \
             _mm256_set1_epi16(1));                                                                 \
@@ -212,7 +184,7 @@ AVX2 void qtx_dot_f32_avx2(int64_t n, float *s, const void *vw, const void *vx) 
     }
     for (; i + 8 <= n; i += 8)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
-    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float sum = avx2_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; i < n; i++) sum += w[i] * x[i];
     *s = sum;
 }
@@ -231,7 +203,7 @@ AVX2 void qtx_dot_f16_avx2(int64_t n, float *s, const void *vw, const void *vx) 
     }
     for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOADH(w + i), _mm256_loadu_ps(x + i), a0);
 #undef LOADH
-    float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    float sum = avx2_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
     for (; i < n; i++) sum += _cvtsh_ss(w[i]) * x[i];
     *s = sum;
 }

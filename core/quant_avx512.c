@@ -19,36 +19,27 @@
 #define AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 #define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
-/* ---- shared helpers (plain AVX2 encodings inside AVX-512 functions) ---- */
+/* ---- shared helpers and the matrix tiles (quant_tile_x86.h): 256-bit, with AVX-512VL's 32
+ * registers; VNNI's vpdpbusd sums the four products of each lane in one instruction, without
+ * vpmaddubsw's int16 step ---- */
 
-static inline AVX512 int32_t hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
-static inline AVX512 float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Lane k of the result = the sum of the lanes of pk. */
-static inline AVX512 __m256i reduce8(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i p4,
-                                     __m256i p5, __m256i p6, __m256i p7) {
-    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
-}
+#define TILE_ATTR AVX512
+#define TILE_PAIR(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define TILE_NAME(x) avx512_##x
+#include "quant_tile_x86.h"
+#undef TILE_ATTR
+#undef TILE_PAIR
+#undef TILE_NAME
+#define TILE_ATTR VNNI
+#define TILE_PAIR(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+#define TILE_NAME(x) vnni_##x
+#include "quant_tile_x86.h"
 
 /* Pair registers [block b (8 lanes) | block b + 1 (8 lanes)] of blocks b..b+7 -> their sums. */
 static inline AVX512 __m256i reduce_pairs(__m512i z0, __m512i z1, __m512i z2, __m512i z3) {
 #define LO(z) _mm512_castsi512_si256(z)
 #define HI(z) _mm512_extracti64x4_epi64(z, 1)
-    return reduce8(LO(z0), HI(z0), LO(z1), HI(z1), LO(z2), HI(z2), LO(z3), HI(z3));
+    return avx512_reduce8(LO(z0), HI(z0), LO(z1), HI(z1), LO(z2), HI(z2), LO(z3), HI(z3));
 #undef LO
 #undef HI
 }
@@ -83,9 +74,7 @@ static inline AVX512 __m256i part1_q8_0_q8_0(const qtx_block_q8_0 *w, const qtx_
 }
 
 static inline AVX512 __m256i part1_q4_0_q8_0(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
-    const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
-    const __m256i q4 =
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i q4 = avx512_nibbles((const uint8_t *)w);
     const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
     const __m256i p = _mm256_maddubs_epi16(q4, y);
     const __m256i c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), y);
@@ -129,9 +118,7 @@ static inline VNNI __m256i part1_q8_0_q8_0_vnni(const qtx_block_q8_0 *w, const q
 }
 
 static inline VNNI __m256i part1_q4_0_q8_0_vnni(const qtx_block_q4_0 *w, const qtx_block_q8_0 *x) {
-    const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
-    const __m256i q4 =
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+    const __m256i q4 = vnni_nibbles((const uint8_t *)w);
     const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs), z = _mm256_setzero_si256();
     return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q4, y),
                             _mm256_dpbusd_epi32(z, _mm256_set1_epi8(8), y));
@@ -149,7 +136,7 @@ static inline VNNI __m256i part1_q4_0_q8_0_vnni(const qtx_block_q4_0 *w, const q
         int64_t b = 0;                                                                             \
         for (; b + 8 <= nb; b += 8)                                                                \
             _mm256_storeu_si256((__m256i *)(isum + b), SUMS8(PAIR, w + b, x + b));                 \
-        for (; b < nb; b++) isum[b] = hsum_i32(PART1(w + b, x + b));                               \
+        for (; b < nb; b++) isum[b] = avx512_hsum_i32(PART1(w + b, x + b));                        \
     }                                                                                              \
     static ATTR void dot_##NAME(int64_t n, float *s, const void *vw, const void *vx) {             \
         const WT *w = vw;                                                                          \
@@ -163,9 +150,10 @@ static inline VNNI __m256i part1_q4_0_q8_0_vnni(const qtx_block_q4_0 *w, const q
             const __m256 d = _mm256_mul_ps(SCALES8(w + b), SCALES8(x + b));                        \
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SUMS8(PAIR, w + b, x + b)), d, acc);          \
         }                                                                                          \
-        float sum = hsum_ps(acc);                                                                  \
+        float sum = avx512_hsum(acc);                                                              \
         for (; b < nb; b++)                                                                        \
-            sum += (float)hsum_i32(PART1(w + b, x + b)) * (_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d)); \
+            sum += (float)avx512_hsum_i32(PART1(w + b, x + b)) *                                   \
+                   (_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));                                        \
         *s = sum;                                                                                  \
     }
 
@@ -177,20 +165,6 @@ DEFINE_KERNELS(q4_0_q8_0_vnni, VNNI, qtx_block_q4_0, pair_q4_0_q8_0_vnni, part1_
 /* q4_0 decoding: the AVX2 gemv (quant_avx2.c); an AVX-512 one is still to come. */
 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                              const float *xd, const float *cx, float *y);
-
-/* Matrix tiles (quant_tile_x86.h): 256-bit, with AVX-512VL's 32 registers; VNNI's vpdpbusd
- * sums the four products of each lane in one instruction, without vpmaddubsw's int16 step. */
-#define TILE_ATTR AVX512
-#define TILE_PAIR(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
-#define TILE_NAME(x) avx512_##x
-#include "quant_tile_x86.h"
-#undef TILE_ATTR
-#undef TILE_PAIR
-#undef TILE_NAME
-#define TILE_ATTR VNNI
-#define TILE_PAIR(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
-#define TILE_NAME(x) vnni_##x
-#include "quant_tile_x86.h"
 
 /* Sixteen values of x * id rounded half away from zero (roundf), as int8. */
 static inline AVX512 __m128i round_away_i8(__m512 p) {

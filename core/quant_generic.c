@@ -77,15 +77,8 @@ void qtx_dot_f16_generic(int64_t n, float *s, const void *vw, const void *vx) {
     *s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-static void tile_q8_0_q8_0(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
-                           size_t x_row, float *y, int64_t ldy) {
-    qtx_tile_by_dot(dot_q8_0_q8_0, n, nr, nc, w, w_row, x, x_row, y, ldy);
-}
-
-static void tile_q4_0_q8_0(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
-                           size_t x_row, float *y, int64_t ldy) {
-    qtx_tile_by_dot(dot_q4_0_q8_0, n, nr, nc, w, w_row, x, x_row, y, ldy);
-}
+QTX_TILE_BY_DOT(tile_q8_0_q8_0, dot_q8_0_q8_0)
+QTX_TILE_BY_DOT(tile_q4_0_q8_0, dot_q4_0_q8_0)
 
 const qtx_quant_kernels qtx_quant_kernels_generic = {
     .isa = QTX_ISA_GENERIC,

@@ -146,15 +146,8 @@ void qtx_dot_f16_neon(int64_t n, float *s, const void *vw, const void *vx) {
 }
 
 /* Tiles one dot product at a time (a register-blocked NEON tile is still to come). */
-static void tile_q8_0_q8_0(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
-                           size_t x_row, float *y, int64_t ldy) {
-    qtx_tile_by_dot(dot_q8_0_q8_0, n, nr, nc, w, w_row, x, x_row, y, ldy);
-}
-
-static void tile_q4_0_q8_0(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
-                           size_t x_row, float *y, int64_t ldy) {
-    qtx_tile_by_dot(dot_q4_0_q8_0, n, nr, nc, w, w_row, x, x_row, y, ldy);
-}
+QTX_TILE_BY_DOT(tile_q8_0_q8_0, dot_q8_0_q8_0)
+QTX_TILE_BY_DOT(tile_q4_0_q8_0, dot_q4_0_q8_0)
 
 const qtx_quant_kernels qtx_quant_kernels_neon = {
     .isa = QTX_ISA_NEON,

@@ -1,5 +1,6 @@
 /* quant_tile_x86.h: the x86 matrix tile of core/quant.h (q8_0 / q4_0 weights times q8_0
- * activations), written once and compiled per instruction set: quant_avx2.c and
+ * activations) and the 256-bit helpers the x86 kernels share (block loads, nibble unpacking,
+ * horizontal sums), written once and compiled per instruction set: quant_avx2.c and
  * quant_avx512.c include it after defining
  *   TILE_ATTR             the function target attribute,
  *   TILE_PAIR(a, b)       eight int32 lanes summing the 32 products of unsigned a and signed
@@ -30,12 +31,15 @@ static inline TILE_ATTR __m256i TILE_NAME(load_q8)(const uint8_t *blk) {
     return _mm256_loadu_si256((const __m256i *)(blk + 2));
 }
 
-static inline TILE_ATTR __m256i TILE_NAME(load_q4)(const uint8_t *blk) {
+/* A q4_0 block's 32 nibbles (0..15) in value order: the low lane holds values 0..15 (low
+ * nibbles), the high lane values 16..31 (high nibbles). */
+static inline TILE_ATTR __m256i TILE_NAME(nibbles)(const uint8_t *blk) {
     const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 2));
-    /* low lane: values 0..15 (low nibbles), high lane: values 16..31 (high nibbles) */
-    const __m256i q =
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+}
+
+static inline TILE_ATTR __m256i TILE_NAME(load_q4)(const uint8_t *blk) {
+    return _mm256_sub_epi8(TILE_NAME(nibbles)(blk), _mm256_set1_epi8(8));
 }
 
 static inline TILE_ATTR float TILE_NAME(hsum)(__m256 v) {
@@ -43,6 +47,22 @@ static inline TILE_ATTR float TILE_NAME(hsum)(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+static inline TILE_ATTR int32_t TILE_NAME(hsum_i32)(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Lane k of the result = the sum of the lanes of pk (eight blocks' exact sums at once). */
+static inline TILE_ATTR __m256i TILE_NAME(reduce8)(__m256i p0, __m256i p1, __m256i p2, __m256i p3,
+                                                   __m256i p4, __m256i p5, __m256i p6, __m256i p7) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
 }
 
 /* One tile shape; NR, NC and Q4 are constants at every call, so the loops unroll and the
