@@ -234,6 +234,41 @@ NO_FP_CONTRACT void qtx_quantize_row_q4_0_ref(const float *x, void *vy, int64_t 
     }
 }
 
+/* 17 roundings put the largest magnitude at level -7 to -9 (clipped to -8); each gets the
+ * least-squares scale of its levels, and the one of least error is kept. ggml's rounding is
+ * the middle one, so no block is worse than ggml's but for the f16 rounding of the scale. */
+void qtx_quantize_row_q4_0_fit(const float *x, void *vy, int64_t n) {
+    QTX_CHECK(n % QTX_QK == 0, "q4_0 row of %lld values is not a multiple of 32", (long long)n);
+    qtx_block_q4_0 *y = vy;
+    for (int64_t b = 0; b < n / QTX_QK; b++, x += QTX_QK) {
+        float amax = 0.0f, m = 0.0f;
+        for (int i = 0; i < QTX_QK; i++)
+            if (fabsf(x[i]) > amax) amax = fabsf(x[i]), m = x[i];
+        float best_d = 0.0f, best_err = INFINITY;
+        for (int is = -8; is <= 8 && amax > 0.0f; is++) {
+            const float inv = (-8.0f + 0.125f * (float)is) / m;
+            float sxl = 0.0f, sll = 0.0f;
+            for (int i = 0; i < QTX_QK; i++) {
+                const float l = fminf(fmaxf(roundf(inv * x[i]), -8.0f), 7.0f);
+                sxl += x[i] * l;
+                sll += l * l;
+            }
+            if (sll == 0.0f) continue;
+            /* error of the best scale for these levels: sum x^2 - sxl^2 / sll */
+            const float err = -sxl * sxl / sll;
+            if (err < best_err) best_err = err, best_d = sxl / sll;
+        }
+        const qtx_f16 dh = qtx_f32_to_f16(best_d);
+        const float d = qtx_f16_to_f32(dh), id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = dh;
+        for (int i = 0; i < QTX_QK / 2; i++) {
+            const float a = fminf(fmaxf(roundf(x[i] * id), -8.0f), 7.0f);
+            const float c = fminf(fmaxf(roundf(x[i + QTX_QK / 2] * id), -8.0f), 7.0f);
+            y[b].qs[i] = (uint8_t)((int)a + 8) | (uint8_t)(((int)c + 8) << 4);
+        }
+    }
+}
+
 void qtx_dequantize_row_q8_0(const void *vx, float *y, int64_t n) {
     QTX_CHECK(n % QTX_QK == 0, "q8_0 row of %lld values is not a multiple of 32", (long long)n);
     const qtx_block_q8_0 *x = vx;

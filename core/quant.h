@@ -147,6 +147,10 @@ void qtx_quantize_row_q8_0_ref(const float *x, void *y, int64_t n);
 void qtx_quantize_row_q4_0_ref(const float *x, void *y, int64_t n);
 void qtx_dequantize_row_q8_0(const void *x, float *y, int64_t n);
 void qtx_dequantize_row_q4_0(const void *x, float *y, int64_t n);
+/* q4_0 blocks with the scale of least squared error instead of ggml's largest/-8, which
+ * spends a level on one value: ~10% less squared error on Gaussian blocks. Same format,
+ * other bytes: for what this runtime stores itself (the q4 KV cache), not for export. */
+void qtx_quantize_row_q4_0_fit(const float *x, void *y, int64_t n);
 
 /* A tile computed one dot product at a time, for the kernel tables without their own;
  * QTX_TILE_BY_DOT(name, dot) defines such a tile function. */

@@ -35,10 +35,36 @@ struct qtx_kv_cache {
     kv_seq *seqs;
     int n_seqs;    /* slots allocated */
     int n_threads; /* OpenMP threads at creation: scratch is sized for, and attend uses, these */
-    const qtx_qtype_traits *kq, *vq; /* quantize_row of quantized K / V */
-    const qtx_quant_kernels *kern;   /* quantized keys and values: quantizer, dot products */
-    float *k_tmp;                    /* [hd]: a key less its offset, on its way to the pool */
+    const qtx_quant_kernels *kern; /* quantized keys and values: quantizer, dot products */
+    float *row_tmp;                /* [hd]: a key or value on its way to the pool */
+    float *sign;                   /* [hd]: the rotation's random signs */
+    int rot_n;                     /* the rotation's chunk: largest power of two dividing hd */
 };
+
+/* R = H S over each chunk of rot_n values: S fixed random signs, H the Walsh-Hadamard
+ * matrix over sqrt(rot_n) (kv_cache.h says why). */
+static void hadamard(const qtx_kv_cache *c, float *x) {
+    const int n = c->rot_n;
+    const float norm = 1.0f / sqrtf((float)n);
+    for (float *v = x; v < x + c->hd; v += n) {
+        for (int len = 1; len < n; len *= 2)
+            for (int i = 0; i < n; i += 2 * len)
+                for (int j = i; j < i + len; j++) {
+                    const float a = v[j], b = v[j + len];
+                    v[j] = a + b;
+                    v[j + len] = a - b;
+                }
+        for (int i = 0; i < n; i++) v[i] *= norm;
+    }
+}
+void qtx_kv_rotate(const qtx_kv_cache *c, float *x) {
+    for (int i = 0; i < c->hd; i++) x[i] *= c->sign[i];
+    hadamard(c, x);
+}
+void qtx_kv_rotate_back(const qtx_kv_cache *c, float *x) {
+    hadamard(c, x);
+    for (int i = 0; i < c->hd; i++) x[i] *= c->sign[i];
+}
 
 static kv_seq *seq_get(const qtx_kv_cache *c, int seq) {
     QTX_CHECK(seq >= 0 && seq < c->n_seqs && c->seqs[seq].used, "kv cache: no sequence %d", seq);
@@ -125,16 +151,15 @@ int qtx_kv_create(qtx_kv_cache **out, int n_layers, int n_kv_heads, int head_dim
     /* Popped from the end: block 0 goes out first. */
     for (int32_t i = 0; i < c->n_blocks; i++) c->free_ids[i] = c->n_blocks - 1 - i;
     c->n_free = c->n_blocks;
-    c->kq = k_type == QTX_KV_Q8   ? qtx_qtype_get(QTX_Q_Q8_0)
-            : k_type == QTX_KV_Q4 ? qtx_qtype_get(QTX_Q_Q4_0)
-                                  : NULL;
-    c->vq = v_type == QTX_KV_Q8   ? qtx_qtype_get(QTX_Q_Q8_0)
-            : v_type == QTX_KV_Q4 ? qtx_qtype_get(QTX_Q_Q4_0)
-                                  : NULL;
-    QTX_CHECK((k_type == QTX_KV_F32 || c->kq) && (v_type == QTX_KV_F32 || c->vq),
-              "kv cache: quantized formats missing from this build");
     c->kern = qtx_quant_kernels_best();
-    c->k_tmp = qtx_malloc((size_t)head_dim * sizeof(float));
+    c->row_tmp = qtx_malloc((size_t)head_dim * sizeof(float));
+    c->sign = qtx_malloc((size_t)head_dim * sizeof(float));
+    c->rot_n = head_dim & -head_dim;
+    uint64_t r = 0x9E3779B97F4A7C15ull; /* fixed: the signs are part of the stored format */
+    for (int i = 0; i < head_dim; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        c->sign[i] = (r >> 63) ? -1.0f : 1.0f;
+    }
     *out = c;
     return QTX_OK;
 }
@@ -146,7 +171,8 @@ void qtx_kv_free(qtx_kv_cache *c) {
         free(c->seqs[i].len);
         free(c->seqs[i].k_off);
     }
-    free(c->k_tmp);
+    free(c->row_tmp);
+    free(c->sign);
     free(c->seqs);
     free(c->free_ids);
     qtx_free_big(c->pool, c->pool_bytes);
@@ -202,16 +228,15 @@ int64_t qtx_kv_seq_len(const qtx_kv_cache *c, int seq, int layer) {
     return seq_get(c, seq)->len[layer];
 }
 
-/* q8 rows go through the ISA's quantizer (the reference's bytes, faster); q4 through the
- * reference. */
-static void store_row(const qtx_kv_cache *c, qtx_kv_type t, const qtx_qtype_traits *tr,
-                      const float *x, uint8_t *dst, int hd) {
+/* q8 rows go through the ISA's quantizer (the reference's bytes, faster); q4 rows get the
+ * scale of least error (their bytes are not ggml's, and need not be). */
+static void store_row(const qtx_kv_cache *c, qtx_kv_type t, const float *x, uint8_t *dst, int hd) {
     if (t == QTX_KV_F32)
         memcpy(dst, x, (size_t)hd * sizeof(float));
     else if (t == QTX_KV_Q8)
         c->kern->quantize_row_q8_0(x, dst, hd);
     else
-        tr->quantize_row(x, dst, hd);
+        qtx_quantize_row_q4_0_fit(x, dst, hd);
 }
 
 int qtx_kv_append(qtx_kv_cache *c, int seq, int layer, const float *k, const float *v, qtx_err *e) {
@@ -236,13 +261,18 @@ int qtx_kv_append(qtx_kv_cache *c, int seq, int layer, const float *k, const flo
     for (int h = 0; h < c->n_kv; h++) {
         const float *kh = k + (int64_t)h * c->hd;
         if (c->k_type != QTX_KV_F32) {
-            for (int i = 0; i < c->hd; i++) c->k_tmp[i] = kh[i] - off[(int64_t)h * c->hd + i];
-            kh = c->k_tmp;
+            for (int i = 0; i < c->hd; i++) c->row_tmp[i] = kh[i] - off[(int64_t)h * c->hd + i];
+            qtx_kv_rotate(c, c->row_tmp);
+            kh = c->row_tmp;
         }
-        store_row(c, c->k_type, c->kq, kh, k_rows(c, phys, layer, h) + (size_t)slot * c->k_row,
-                  c->hd);
-        store_row(c, c->v_type, c->vq, v + (int64_t)h * c->hd,
-                  v_rows(c, phys, layer, h) + (size_t)slot * c->v_row, c->hd);
+        store_row(c, c->k_type, kh, k_rows(c, phys, layer, h) + (size_t)slot * c->k_row, c->hd);
+        const float *vh = v + (int64_t)h * c->hd;
+        if (c->v_type != QTX_KV_F32) {
+            memcpy(c->row_tmp, vh, (size_t)c->hd * sizeof(float));
+            qtx_kv_rotate(c, c->row_tmp);
+            vh = c->row_tmp;
+        }
+        store_row(c, c->v_type, vh, v_rows(c, phys, layer, h) + (size_t)slot * c->v_row, c->hd);
     }
     s->len[layer] = pos + 1;
     return QTX_OK;
@@ -265,11 +295,12 @@ double qtx_kv_bytes_per_token(const qtx_kv_cache *c) {
 
 /* ---- attention ---- */
 
-/* Floats of scratch per thread: the scores, then the q8_0 query (quantized keys only). */
+/* Floats of scratch per thread: the scores, then (quantized keys only) the rotated query and
+ * its q8_0 blocks. */
 static size_t head_scratch(const qtx_kv_cache *c, int64_t n_pos) {
-    const size_t qbytes =
-        c->k_type == QTX_KV_F32 ? 0 : (size_t)c->hd / QTX_QK * sizeof(qtx_block_q8_0);
-    return (size_t)n_pos + (qbytes + sizeof(float) - 1) / sizeof(float);
+    if (c->k_type == QTX_KV_F32) return (size_t)n_pos;
+    const size_t qbytes = (size_t)c->hd / QTX_QK * sizeof(qtx_block_q8_0);
+    return (size_t)n_pos + (size_t)c->hd + (qbytes + sizeof(float) - 1) / sizeof(float);
 }
 
 size_t qtx_kv_scratch_floats(const qtx_kv_cache *c, int64_t max_pos) {
@@ -308,8 +339,13 @@ static void attend_head(const qtx_kv_cache *c, const kv_seq *s, int layer, int k
     const int hd = c->hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t n_lb = (n_pos + c->bt - 1) / c->bt;
-    void *qq = sc + n_pos;
-    if (c->k_type != QTX_KV_F32) c->kern->quantize_row_q8_0(q, qq, hd);
+    float *qr = sc + n_pos;
+    void *qq = qr + hd;
+    if (c->k_type != QTX_KV_F32) {
+        memcpy(qr, q, (size_t)hd * sizeof(float));
+        qtx_kv_rotate(c, qr);
+        c->kern->quantize_row_q8_0(qr, qq, hd);
+    }
     const qtx_vec_dot_fn dot = c->k_type == QTX_KV_Q8   ? c->kern->dot_q8_0_q8_0
                                : c->k_type == QTX_KV_Q4 ? c->kern->dot_q4_0_q8_0
                                                         : NULL;
@@ -346,6 +382,7 @@ static void attend_head(const qtx_kv_cache *c, const kv_seq *s, int layer, int k
         for (int64_t t = 0; t < n; t++)
             axpy_row(c->v_type, out, sc[t0 + t] * inv, rows + (size_t)t * c->v_row, hd);
     }
+    if (c->v_type != QTX_KV_F32) qtx_kv_rotate_back(c, out);
 }
 
 /* The current thread count, at most the one scratch was sized for. */

@@ -14,7 +14,15 @@
  * (token, kv head) over the head dimension in 32-value q8_0 / q4_0 blocks (core/quant.h),
  * so head_dim must be a multiple of 32 for a quantized type. Per token and layer that is
  * n_kv_heads * head_dim * 4 bytes (f32), * 34 / 32 (q8) or * 18 / 32 (q4) for K and again
- * for V.
+ * for V. q4 blocks take the scale of least squared error (qtx_quantize_row_q4_0_fit).
+ *
+ * Rotation. Quantized keys and values are stored rotated by R (qtx_kv_rotate): a fixed
+ * orthonormal map, random signs then a Walsh-Hadamard transform over chunks of the largest
+ * power of two dividing head_dim. The query is rotated the same way before it is quantized
+ * (Rq . Rk = q . k), and a head's output, a sum of rotated values, is rotated back once
+ * (R^T). A few large channels (trained keys have them) are spread over the chunk instead of
+ * setting a block's scale for the 31 small values beside them (QuaRot): on the trained test
+ * model, the worst head output of q4 keys goes from cosine 0.971 to 0.990 against f32.
  *
  * Attention. With quantized keys the query head is quantized to q8_0 and each score is the
  * integer dot product of the quantized rows (q8 x q8 or q4 x q8, core/quant.h kernels of the
@@ -60,6 +68,10 @@ int64_t qtx_kv_seq_len(const qtx_kv_cache *c, int seq, int layer);
  * [n_kv_heads * head_dim]; it must be set before the layer's first append (zero until then),
  * and is ignored for f32 keys. */
 void qtx_kv_set_key_offset(qtx_kv_cache *c, int seq, int layer, const float *off);
+
+/* x[head_dim] <- R x and x <- R^T x (R as above). For tests and references. */
+void qtx_kv_rotate(const qtx_kv_cache *c, float *x);
+void qtx_kv_rotate_back(const qtx_kv_cache *c, float *x);
 
 /* Appends one token's k and v ([n_kv_heads * head_dim] each, kv head h at h * head_dim, after
  * RoPE) at the sequence's next position in layer. When the pool has no free block left it

@@ -26,7 +26,8 @@ static const char HELP[] =
     "  --ctx N               tokens per window (default: min(the model's context, 256))\n"
     "  --windows N           windows to evaluate (default: all)\n"
     "  --threads N           threads (default: all cores)\n"
-    "  --kv-quant f32|q8|q4  KV cache storage (default f32)\n"
+    "  --kv-quant T|K,V      KV cache storage, f32, q8 or q4 (default f32); K,V sets keys and\n"
+    "                        values apart (e.g. q4,q8)\n"
     "  --kv-compare          also attend with an f32 cache and report the cosine similarity\n"
     "                        of every attention head's output (min and mean) on stderr\n"
     "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
@@ -36,7 +37,7 @@ static const char HELP[] =
 int qtx_cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL;
     long long ctx = 0, windows = 0, threads = 0;
-    int kv = QTX_KV_F32, kv_compare = 0, use_mmap = 0;
+    int kv_k = QTX_KV_F32, kv_v = QTX_KV_F32, kv_compare = 0, use_mmap = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v;
         int missing = 0;
@@ -59,8 +60,9 @@ int qtx_cmd_eval(int argc, char **argv) {
             if (qtx_parse_int(v, 1, 4096, &threads))
                 return qtx_usage_error("--threads '%s': expected an integer in [1, 4096]", v);
         } else if ((v = qtx_opt_value(argc, argv, &i, "--kv-quant", NULL, &missing))) {
-            if ((kv = qtx_parse_kv_type(v)) < 0)
-                return qtx_usage_error("--kv-quant '%s': expected f32, q8 or q4", v);
+            if (qtx_parse_kv_types(v, &kv_k, &kv_v))
+                return qtx_usage_error("--kv-quant '%s': expected f32, q8 or q4, or K,V (q4,q8)",
+                                       v);
         } else if (missing) {
             return qtx_usage_error("option '%s' needs a value; see 'qtx eval --help'", s);
         } else if (s[0] == '-' && s[1]) {
@@ -97,7 +99,7 @@ int qtx_cmd_eval(int argc, char **argv) {
     double loss = 0.0;
     long long tokens = 0, n_win = 0;
     if (rc) goto out;
-    if ((rc = qtx_infer_start(&m, ctx, (qtx_kv_type)kv, (qtx_kv_type)kv, T, &e))) goto out;
+    if ((rc = qtx_infer_start(&m, ctx, (qtx_kv_type)kv_k, (qtx_kv_type)kv_v, T, &e))) goto out;
     if (kv_compare && (rc = qtx_infer_compare_kv(&m, &e))) goto out;
     const long long total = qtx_loader_samples_per_epoch(ld);
     n_win = windows > 0 && windows < total ? windows : total;
@@ -129,11 +131,9 @@ int qtx_cmd_eval(int argc, char **argv) {
                          "outputs",
                          m.cos_min, m.cos_sum / (double)(m.cos_n ? m.cos_n : 1),
                          (long long)m.cos_n);
-        qtx_log_info("%lld windows of %d tokens in %.1f s (%s weights, %s KV)", n_win, T,
-                     qtx_now_s() - t0, qtx_qtype_get(m.main_type)->name,
-                     kv == QTX_KV_F32  ? "f32"
-                     : kv == QTX_KV_Q8 ? "q8"
-                                       : "q4");
+        qtx_log_info("%lld windows of %d tokens in %.1f s (%s weights, %s keys, %s values)", n_win,
+                     T, qtx_now_s() - t0, qtx_qtype_get(m.main_type)->name, qtx_kv_type_name(kv_k),
+                     qtx_kv_type_name(kv_v));
     }
 out:
     free(win);

@@ -26,7 +26,8 @@ static const char HELP[] =
     "  --top-p P             ... and the smallest set holding probability P (default 0.95)\n"
     "  --seed S              sampling seed (default 1); the same seed repeats a generation\n"
     "  --threads N           threads (default: all cores)\n"
-    "  --kv-quant f32|q8|q4  KV cache storage (default q8): q8/q4 keys use integer attention\n"
+    "  --kv-quant T|K,V      KV cache storage, f32, q8 or q4 (default q8); K,V sets keys and\n"
+    "                        values apart (e.g. q4,q8); q8/q4 keys use integer attention\n"
     "  --ctx N               context length (default: the model's)\n"
     "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
     "                        memory, shared with the page cache; slower decoding)\n"
@@ -36,7 +37,7 @@ typedef struct gen_args {
     const char *model, *prompt;
     long long n, top_k, seed, threads, ctx;
     double temp, top_p;
-    int kv, use_mmap;
+    int kv_k, kv_v, use_mmap;
 } gen_args;
 
 static int parse(int argc, char **argv, gen_args *a, int *done) {
@@ -46,7 +47,7 @@ static int parse(int argc, char **argv, gen_args *a, int *done) {
     a->seed = 1;
     a->temp = 0.8;
     a->top_p = 0.95;
-    a->kv = QTX_KV_Q8;
+    a->kv_k = a->kv_v = QTX_KV_Q8;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v;
         int missing = 0;
@@ -83,8 +84,9 @@ static int parse(int argc, char **argv, gen_args *a, int *done) {
             if (*end || !(a->top_p > 0 && a->top_p <= 1))
                 return qtx_usage_error("--top-p '%s': expected a number in (0, 1]", v);
         } else if ((v = qtx_opt_value(argc, argv, &i, "--kv-quant", NULL, &missing))) {
-            if ((a->kv = qtx_parse_kv_type(v)) < 0)
-                return qtx_usage_error("--kv-quant '%s': expected f32, q8 or q4", v);
+            if (qtx_parse_kv_types(v, &a->kv_k, &a->kv_v))
+                return qtx_usage_error("--kv-quant '%s': expected f32, q8 or q4, or K,V (q4,q8)",
+                                       v);
         } else if (missing) {
             return qtx_usage_error("option '%s' needs a value; see 'qtx generate --help'", s);
         } else if (s[0] == '-' && s[1]) {
@@ -133,7 +135,8 @@ int qtx_cmd_generate(int argc, char **argv) {
         goto out;
     }
     const int batch = ids.n < 512 ? (int)ids.n : 512;
-    if ((rc = qtx_infer_start(&m, ctx, (qtx_kv_type)a.kv, (qtx_kv_type)a.kv, batch, &e))) goto out;
+    if ((rc = qtx_infer_start(&m, ctx, (qtx_kv_type)a.kv_k, (qtx_kv_type)a.kv_v, batch, &e)))
+        goto out;
     logits = qtx_malloc((size_t)m.cfg.vocab_size * sizeof(float));
     qtx_sampler_init(&smp, m.cfg.vocab_size, (float)a.temp, (int)a.top_k, (float)a.top_p,
                      (uint64_t)a.seed);

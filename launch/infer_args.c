@@ -20,9 +20,24 @@ int qtx_open_model(qtx_infer_model *m, const char *path, int use_mmap, qtx_err *
                : qtx_infer_load_gguf(m, path, use_mmap ? QTX_GGUF_MAP : QTX_GGUF_COPY, e);
 }
 
-int qtx_parse_kv_type(const char *s) {
-    if (!strcmp(s, "f32")) return QTX_KV_F32;
-    if (!strcmp(s, "q8")) return QTX_KV_Q8;
-    if (!strcmp(s, "q4")) return QTX_KV_Q4;
+static int kv_type(const char *s, size_t n) {
+    static const char *const names[] = {
+        [QTX_KV_F32] = "f32", [QTX_KV_Q8] = "q8", [QTX_KV_Q4] = "q4"};
+    for (int t = 0; t < (int)(sizeof names / sizeof *names); t++)
+        if (strlen(names[t]) == n && !strncmp(s, names[t], n)) return t;
     return -1;
+}
+
+int qtx_parse_kv_types(const char *s, int *k, int *v) {
+    const char *comma = strchr(s, ',');
+    const int a = kv_type(s, comma ? (size_t)(comma - s) : strlen(s));
+    const int b = comma ? kv_type(comma + 1, strlen(comma + 1)) : a;
+    if (a < 0 || b < 0) return -1;
+    *k = a;
+    *v = b;
+    return 0;
+}
+
+const char *qtx_kv_type_name(int t) {
+    return t == QTX_KV_F32 ? "f32" : t == QTX_KV_Q8 ? "q8" : t == QTX_KV_Q4 ? "q4" : "?";
 }

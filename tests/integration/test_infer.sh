@@ -41,10 +41,11 @@ within "$p_q4" "$p_f32" 0.05 && ok "q4_0 within 5% of f32" || fail "q4_0 $p_q4 v
 within "$p_kv8" "$p_f32" 0.005 && ok "q8 KV cache within 0.5% of f32" || fail "q8 KV $p_kv8"
 within "$p_kv4" "$p_f32" 0.03 && ok "q4 KV cache within 3% of f32" || fail "q4 KV $p_kv4"
 
-# Attention outputs with quantized KV against an f32 twin, on this trained model's activations:
-# q8 every head output >= 0.999; q4 on average >= 0.99, worst >= 0.95 (a 4-bit key can move
-# a sharp softmax: the worst single output measured 0.971 here, 0.978 without the key offset).
-for kv in q8:0.999:0.999 q4:0.95:0.99; do
+# Attention outputs with quantized KV against an f32 twin, on this trained model's activations,
+# every head output: q8 keys and values >= 0.999; q4 keys (f32 or q8 values) >= 0.99; q4 keys
+# and values >= 0.985, 0.997 on average (measured 0.9999, 0.9928, 0.9930, 0.9882 / 0.9975;
+# q4 keys were 0.971 before keys were rotated and fit, 0.978 also without the key offset).
+for kv in q8:0.999:0.999 q4,f32:0.99:0.999 q4,q8:0.99:0.999 q4:0.985:0.997; do
   IFS=: read -r t want_min want_mean <<<"$kv"
   "$QTX" eval m_f32.gguf --data data --windows 8 --ctx 64 --kv-quant "$t" --kv-compare \
     >/dev/null 2>cmp.err
@@ -72,7 +73,7 @@ done
 cmp -s s1.out s2.out && ! cmp -s s1.out s3.out && ok "a seed repeats a sampled generation" ||
   fail "seeds: $(cat s1.out) | $(cat s2.out) | $(cat s3.out)"
 # KV bytes per token: 2 (K, V) x layers 2 x kv heads 2 x head 32 values
-for kv in f32:1.0 q8:0.3 q4:0.1; do
+for kv in f32:1.0 q8:0.3 q4:0.1 q4,q8:0.2; do
   "$QTX" generate m_q4_0.gguf -p "And" -n 2 --kv-quant "${kv%%:*}" >/dev/null 2>kv.err
   grep -q "KV cache: 128 tokens, ${kv##*:} KiB per token" kv.err && ok "KV ${kv%%:*}: $(grep -o 'KV cache: .*' kv.err)" ||
     fail "KV ${kv%%:*}: $(grep KV kv.err)"
@@ -93,7 +94,8 @@ bad "the file is corrupt or incomplete: export or copy it again" "$QTX" generate
 printf 'PK\003\004 not a model at all, just bytes' >zip.gguf
 bad "zip.gguf: not a GGUF file" "$QTX" generate zip.gguf -p x
 bad "missing --prompt" "$QTX" generate m_q8_0.gguf
-bad "--kv-quant 'q5': expected f32, q8 or q4" "$QTX" generate m_q8_0.gguf -p x --kv-quant q5
+bad "--kv-quant 'q5': expected f32, q8 or q4, or K,V (q4,q8)" "$QTX" generate m_q8_0.gguf -p x --kv-quant q5
+bad "--kv-quant 'q4,': expected f32, q8 or q4, or K,V (q4,q8)" "$QTX" eval m_q8_0.gguf --data data --kv-quant q4,
 bad "-n 200 exceed the context of 128 tokens; lower -n or raise --ctx" "$QTX" generate m_q8_0.gguf -p "And God said" -n 200
 bad "nothing.gguf: no such file or directory" "$QTX" eval nothing.gguf --data data
 

@@ -624,9 +624,52 @@ static void test_isas(void) {
     printf("ISAs tested:%s (best: %s)\n", tested, best ? best->name : "none");
 }
 
+/* Squared error of n values through q4_0 bytes. */
+static double q4_err(const float *x, const void *q, int n) {
+    float y[QTX_QK * 8];
+    qtx_dequantize_row_q4_0(q, y, n);
+    double e = 0;
+    for (int i = 0; i < n; i++) e += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+    return e;
+}
+
+/* The least-error q4_0 quantizer: valid q4_0 (every block within a step of its values), never
+ * worse than ggml's rounding but for the f16 scale, clearly better on Gaussian blocks, and
+ * exact on blocks that need no rounding (zeros; levels -8..7 times a power of two). */
+static void test_q4_fit(void) {
+    enum { N = 256, ROWS = 400 };
+    rng r = {7};
+    float x[N];
+    qtx_block_q4_0 a[N / QTX_QK], b[N / QTX_QK];
+    double sum_fit = 0, sum_ref = 0;
+    int worse = 0;
+    for (int row = 0; row < ROWS; row++) {
+        for (int i = 0; i < N; i++) x[i] = normal(&r) * (row % 2 ? 3.0f : 0.01f);
+        if (row % 7 == 0) x[row % N] *= 6.0f; /* an outlier */
+        qtx_quantize_row_q4_0_fit(x, a, N);
+        qtx_quantize_row_q4_0_ref(x, b, N);
+        for (int k = 0; k < N / QTX_QK; k++) {
+            const double ef = q4_err(x + k * QTX_QK, &a[k], QTX_QK);
+            const double er = q4_err(x + k * QTX_QK, &b[k], QTX_QK);
+            worse += ef > er * 1.002;
+            sum_fit += ef / (er + 1e-30);
+            sum_ref += 1.0;
+        }
+    }
+    printf("q4_0 fit vs ggml rounding: mean squared error ratio %.3f over %d blocks, %d worse\n",
+           sum_fit / sum_ref, (int)sum_ref, worse);
+    T_CHECK(worse == 0, "%d blocks worse than ggml's rounding", worse);
+    T_CHECK(sum_fit / sum_ref < 0.92, "fit error ratio %.3f: expected well below ggml's",
+            sum_fit / sum_ref);
+    for (int i = 0; i < N; i++) x[i] = i < QTX_QK ? 0.0f : (float)((i % 16) - 8) * 0.25f;
+    qtx_quantize_row_q4_0_fit(x, a, N);
+    T_CHECK(q4_err(x, a, N) == 0.0, "exact levels: error %.3g", q4_err(x, a, N));
+}
+
 int main(void) {
     test_f16();
     test_reference();
+    test_q4_fit();
     test_isas();
     return qtx_test_done("test_core_quant");
 }

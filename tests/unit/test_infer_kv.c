@@ -225,9 +225,52 @@ static void test_sizes(void) {
     T_STREQ(e.msg, "kv cache: --ctx 0 must be >= 1");
 }
 
+/* The rotation is orthonormal: back undoes it, norms and dot products stay, and it spreads
+ * one large channel evenly over its chunk (head_dim 64: one chunk of 64; 96: three of 32). */
+static void test_rotation(void) {
+    const int hds[2] = {64, 96};
+    for (int i = 0; i < 2; i++) {
+        const int hd = hds[i], chunk = i == 0 ? 64 : 32;
+        qtx_kv_cache *c;
+        qtx_err e;
+        T_CHECK(qtx_kv_create(&c, 1, 1, hd, 16, 0, QTX_KV_Q4, QTX_KV_Q4, &e) == QTX_OK, "%s",
+                e.msg);
+        float a[96] = {0}, b[96] = {0}, ra[96], rb[96];
+        fill(a, hd);
+        fill(b, hd);
+        memcpy(ra, a, sizeof a);
+        memcpy(rb, b, sizeof b);
+        qtx_kv_rotate(c, ra);
+        qtx_kv_rotate(c, rb);
+        double dot = 0, rdot = 0, n2 = 0, rn2 = 0, moved = 0;
+        for (int j = 0; j < hd; j++) {
+            dot += (double)a[j] * b[j], rdot += (double)ra[j] * rb[j];
+            n2 += (double)a[j] * a[j], rn2 += (double)ra[j] * ra[j];
+            moved = fmax(moved, fabs(ra[j] - a[j]));
+        }
+        T_CHECK(fabs(dot - rdot) < 1e-5 && fabs(n2 - rn2) < 1e-5 * n2 && moved > 0.1,
+                "hd %d: dot %.7g vs %.7g, norm^2 %.7g vs %.7g, moved %.3g", hd, dot, rdot, n2, rn2,
+                moved);
+        qtx_kv_rotate_back(c, ra);
+        T_CHECK(max_abs_diff(ra, a, hd) < 1e-6, "hd %d: back(rotate(x)) off by %.3g", hd,
+                max_abs_diff(ra, a, hd));
+        float one[96] = {0};
+        one[5] = 1.0f;
+        qtx_kv_rotate(c, one);
+        int even = 1;
+        for (int j = 0; j < hd; j++)
+            even &= j < chunk ? fabsf(fabsf(one[j]) - 1.0f / sqrtf((float)chunk)) < 1e-6f
+                              : one[j] == 0.0f;
+        T_CHECK(even, "hd %d: one channel should spread as +-1/sqrt(%d) over its chunk", hd, chunk);
+        qtx_kv_free(c);
+    }
+}
+
 /* Quantized storage and the integer scores are what they claim: the cache's attention
- * equals a float reference over the dequantized keys and values with the query rounded
- * through q8_0 (so only the summation order differs). */
+ * equals a float reference over the dequantized rotated keys and values (q8_0: ggml's
+ * bytes; q4: qtx_quantize_row_q4_0_fit), with the rotated query rounded through q8_0 and
+ * the output rotated back where values are quantized (so only the summation order
+ * differs). */
 static void test_quantized_exact(void) {
     enum { L = 2, KV = 2, H = 4, HD = 64, N = 37 };
     const qtx_kv_type types[3][2] = {
@@ -236,7 +279,7 @@ static void test_quantized_exact(void) {
     printf("quantized dot products: %s kernels\n", kq->name);
     float *K = malloc((size_t)N * KV * HD * sizeof(float)),
           *V = malloc(sizeof(float) * N * KV * HD);
-    float k[KV * HD], v[KV * HD], q[H * HD], qd[H * HD], out[H * HD], ref[H * HD];
+    float k[KV * HD], v[KV * HD], q[H * HD], qd[H * HD], out[H * HD], ref[H * HD], tmp[HD];
     qtx_block_q8_0 blk[HD / 32];
     qtx_block_q4_0 blk4[HD / 32];
     for (int i = 0; i < 3; i++) {
@@ -255,16 +298,17 @@ static void test_quantized_exact(void) {
                 const float *ks = k + g * HD, *vs = v + g * HD;
                 for (int side = 0; side < 2; side++) {
                     const qtx_kv_type ty = types[i][side];
-                    const float *src = side ? vs : ks;
                     float *dst = side ? vr : kr;
+                    memcpy(tmp, side ? vs : ks, sizeof tmp);
+                    if (ty != QTX_KV_F32) qtx_kv_rotate(c, tmp);
                     if (ty == QTX_KV_Q8) {
-                        qtx_qtype_get(QTX_Q_Q8_0)->quantize_row(src, blk, HD);
+                        qtx_qtype_get(QTX_Q_Q8_0)->quantize_row(tmp, blk, HD);
                         qtx_qtype_get(QTX_Q_Q8_0)->dequantize_row(blk, dst, HD);
                     } else if (ty == QTX_KV_Q4) {
-                        qtx_qtype_get(QTX_Q_Q4_0)->quantize_row(src, blk4, HD);
+                        qtx_quantize_row_q4_0_fit(tmp, blk4, HD);
                         qtx_qtype_get(QTX_Q_Q4_0)->dequantize_row(blk4, dst, HD);
                     } else {
-                        memcpy(dst, src, HD * sizeof(float));
+                        memcpy(dst, tmp, sizeof tmp);
                     }
                 }
             }
@@ -272,11 +316,15 @@ static void test_quantized_exact(void) {
                 T_CHECK(qtx_kv_append(c, seq, l, k, v, &e) == QTX_OK, "%s", e.msg);
                 for (int j = 0; j < H * HD; j++) q[j] = 3.0f * urand();
                 for (int h = 0; h < H; h++) {
-                    kq->quantize_row_q8_0(q + h * HD, blk, HD);
+                    memcpy(tmp, q + h * HD, sizeof tmp);
+                    qtx_kv_rotate(c, tmp);
+                    kq->quantize_row_q8_0(tmp, blk, HD);
                     qtx_qtype_get(QTX_Q_Q8_0)->dequantize_row(blk, qd + h * HD, HD);
                 }
                 qtx_kv_attend(c, seq, l, q, H, t + 1, out, scratch);
                 ref_attend(qd, K, V, t + 1, H, KV, HD, ref);
+                if (types[i][1] != QTX_KV_F32)
+                    for (int h = 0; h < H; h++) qtx_kv_rotate_back(c, ref + h * HD);
                 worst = fmax(worst, max_abs_diff(out, ref, H * HD));
             }
         }
@@ -573,6 +621,7 @@ int main(void) {
     test_f32_reference();
     test_paging();
     test_sizes();
+    test_rotation();
     test_quantized_exact();
     test_key_offset();
     test_fixture("tests/fixtures/gqa_untied.qfx");
