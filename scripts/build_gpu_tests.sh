@@ -2,7 +2,8 @@
 # build_gpu_tests.sh: builds the GPU tests (tests/gpu/) with nvcc alone, for a machine that has
 # the CUDA toolkit (nvcc, cudart, cuBLASLt) but none of the Debian libraries the full build
 # needs: the CUDA kernels, the CPU kernels they are held against (core/norm_rope_swiglu.c,
-# optim/adamw.c), and a plain reference sgemm in place of oneDNN's (tests/gpu/sgemm_ref.c).
+# core/attention.c, core/head_xent.c, optim/adamw.c), and a plain reference sgemm in place of
+# oneDNN's (tests/gpu/sgemm_ref.c).
 #   scripts/build_gpu_tests.sh [OUT_DIR]        (default build-gpu; ARCH default 90)
 # then: (cd SOURCE_ROOT && OUT_DIR/test_gpu_kernels)    exit 0 pass, 1 fail, 77 no GPU
 set -euo pipefail
@@ -15,7 +16,7 @@ common=(-O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Xcompiler -f
 # C sources go through nvcc's host compiler as C (-x c); the .cu files as CUDA.
 cflags=(-O2 -std=c17 -D_GNU_SOURCE -fopenmp)
 objs=()
-for f in core/norm_rope_swiglu.c core/check.c core/quant.c core/quant_generic.c core/quant_avx2.c \
+for f in core/norm_rope_swiglu.c core/attention.c core/head_xent.c core/check.c core/quant.c core/quant_generic.c core/quant_avx2.c \
          core/quant_avx512.c core/quant_neon.c optim/adamw.c tests/unit/testutil.c \
          tests/gpu/sgemm_ref.c tests/gpu/test_gpu_kernels.c; do
   o="$out/$(basename "${f%.c}").o"
@@ -23,7 +24,8 @@ for f in core/norm_rope_swiglu.c core/check.c core/quant.c core/quant_generic.c 
     -c "$src/$f" -o "$o"
   objs+=("$o")
 done
-for f in core/cuda_kernels.cu core/cuda_gemm.cu core/cuda_quant.cu; do
+for f in core/cuda_kernels.cu core/cuda_gemm.cu core/cuda_quant.cu core/cuda_attention.cu \
+         core/cuda_xent.cu; do
   o="$out/$(basename "${f%.cu}").o"
   "$NVCC" "${common[@]}" "${inc[@]}" -c "$src/$f" -o "$o"
   objs+=("$o")

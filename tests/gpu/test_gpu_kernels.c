@@ -7,7 +7,11 @@
  * inputs within 1e-4 (a product of two bf16 is exact in fp32: only the fp32 sums' order
  * differs), and the f32 <-> bf16 conversions bit for bit against round-to-nearest-even. The
  * q8_0 activation quantizer gives ggml's reference bytes; q8_0 / q4_0 matrix-vector products
- * (every weight byte, -128 included) within 1e-5 of the generic CPU qtx_qmatmul.
+ * (every weight byte, -128 included) within 1e-5 of the generic CPU qtx_qmatmul. Causal
+ * grouped-query attention forward (out, lse) and backward (dqkv) against qtx_attention_fwd /
+ * _bwd, and softmax cross-entropy (per-row losses summed, the gradient in place) against
+ * qtx_head_xent with an identity head (so its logits are the inputs), within 1e-5; both
+ * repeat bit for bit.
  * Exits 77 (CTest: skipped) with the reason when no CUDA device is visible.
  */
 #include <cuda_runtime.h>
@@ -17,9 +21,11 @@
 #include <string.h>
 
 #include "adamw.h"
+#include "cuda_attention.h"
 #include "cuda_gemm.h"
 #include "cuda_kernels.h"
 #include "cuda_quant.h"
+#include "cuda_xent.h"
 #include "quant.h"
 #include "kernels.h"
 #include "testutil.h"
@@ -261,6 +267,93 @@ static void test_quant(int64_t rows, int64_t n) {
     cudaFree(x_d), cudaFree(xq_d);
 }
 
+/* A device buffer of n floats, uninitialised. */
+static float *dev_alloc(int64_t n) {
+    float *d = NULL;
+    T_CHECK(cudaMalloc((void **)&d, (size_t)n * sizeof(float)) == cudaSuccess, "cudaMalloc");
+    return d;
+}
+
+static void test_attention(int B, int T, int H, int KV, int hd) {
+    char why[256] = "";
+    const int64_t ld = (int64_t)(H + 2 * KV) * hd, n = (int64_t)B * T;
+    float *qkv = host_rand(n * ld, 1.5f, 0.0f), *dout = host_rand(n * H * hd, 1.0f, 0.0f);
+    float *out = malloc((size_t)(n * H * hd) * sizeof(float));
+    float *lse = malloc((size_t)B * H * T * sizeof(float));
+    float *dqkv = malloc((size_t)(n * ld) * sizeof(float));
+    const int nt = qtx_num_threads();
+    float *scratch = malloc((size_t)qtx_attention_scratch_floats(T, nt) * sizeof(float));
+    qtx_attention_fwd(out, lse, qkv, B, T, H, KV, hd, scratch, nt);
+    qtx_attention_bwd(dqkv, dout, qkv, out, lse, B, T, H, KV, hd, scratch, nt);
+    float *qkv_d = dev_copy(qkv, n * ld), *dout_d = dev_copy(dout, n * H * hd);
+    float *out_d = dev_alloc(n * H * hd), *lse_d = dev_alloc((int64_t)B * H * T);
+    float *dqkv_d = dev_alloc(n * ld), *d_d = dev_alloc((int64_t)B * H * T);
+    T_CHECK(!qtx_cuda_attention_fwd(out_d, lse_d, qkv_d, B, T, H, KV, hd, NULL, why, sizeof why),
+            "%s", why);
+    expect_close("attention fwd out", out_d, out, n * H * hd);
+    expect_close("attention fwd lse", lse_d, lse, (int64_t)B * H * T);
+    /* backward from the CPU's out and lse, so dqkv is compared on the same inputs */
+    float *o_d = dev_copy(out, n * H * hd), *l_d = dev_copy(lse, (int64_t)B * H * T);
+    T_CHECK(!qtx_cuda_attention_bwd(dqkv_d, dout_d, qkv_d, o_d, l_d, d_d, B, T, H, KV, hd, NULL,
+                                    why, sizeof why),
+            "%s", why);
+    expect_close("attention bwd dqkv", dqkv_d, dqkv, n * ld);
+    float *a = host_copy(dqkv_d, n * ld);
+    T_CHECK(!qtx_cuda_attention_bwd(dqkv_d, dout_d, qkv_d, o_d, l_d, d_d, B, T, H, KV, hd, NULL,
+                                    why, sizeof why),
+            "%s", why);
+    float *b = host_copy(dqkv_d, n * ld);
+    T_CHECK(memcmp(a, b, (size_t)(n * ld) * sizeof(float)) == 0, "attention bwd repeats");
+    T_CHECK(qtx_cuda_attention_fwd(out_d, lse_d, qkv_d, B, T, H, KV, 48, NULL, why, sizeof why) ==
+                -1,
+            "head_dim 48 refused");
+    char want[256];
+    snprintf(want, sizeof want,
+             "cuda attention: B %d, T %d, H %d over KV %d, head_dim 48: need head_dim a multiple "
+             "of 32 up to 128 and H a multiple of KV",
+             B, T, H, KV);
+    T_STREQ(why, want);
+    free(qkv), free(dout), free(out), free(lse), free(dqkv), free(scratch), free(a), free(b);
+    cudaFree(qkv_d), cudaFree(dout_d), cudaFree(out_d), cudaFree(lse_d), cudaFree(dqkv_d);
+    cudaFree(d_d), cudaFree(o_d), cudaFree(l_d);
+}
+
+/* rows x vl logits, a vocabulary slice from v0 (targets also outside it: target logit 0). */
+static void test_xent(int64_t rows, int64_t vl, int64_t v0) {
+    char why[256] = "";
+    float *z = host_rand(rows * vl, 6.0f, 0.0f);
+    float *W = calloc((size_t)(vl * vl), sizeof(float)),
+          *dW = calloc((size_t)(vl * vl), sizeof(float));
+    for (int64_t j = 0; j < vl; j++) W[j * vl + j] = 1.0f; /* identity: logits = z */
+    int32_t *tg = malloc((size_t)rows * sizeof(int32_t));
+    for (int64_t i = 0; i < rows; i++) tg[i] = (int32_t)((v0 + i * 7919) % (vl + 2 * v0 + 1));
+    float *dx = malloc((size_t)(rows * vl) * sizeof(float));
+    float *sc = malloc((size_t)(rows * (vl + 3)) * sizeof(float));
+    const float gs = 1.0f / (float)rows;
+    const double total = qtx_head_xent(dx, dW, z, W, tg, rows, vl, vl, v0, gs, sc, rows, NULL);
+    float *z_d = dev_copy(z, rows * vl), *m_d = dev_alloc(rows), *s_d = dev_alloc(2 * rows);
+    float *l_d = dev_alloc(rows);
+    int32_t *t_d = NULL;
+    T_CHECK(cudaMalloc((void **)&t_d, (size_t)rows * sizeof(int32_t)) == cudaSuccess, "malloc");
+    T_CHECK(cudaMemcpy(t_d, tg, (size_t)rows * sizeof(int32_t), cudaMemcpyHostToDevice) ==
+                cudaSuccess,
+            "copy");
+    T_CHECK(!qtx_cuda_xent_max(m_d, z_d, rows, vl, NULL, why, sizeof why), "%s", why);
+    T_CHECK(!qtx_cuda_xent_sum(s_d, z_d, m_d, t_d, rows, vl, v0, NULL, why, sizeof why), "%s", why);
+    T_CHECK(
+        !qtx_cuda_xent_finish(l_d, z_d, m_d, s_d, t_d, rows, vl, v0, gs, 1, NULL, why, sizeof why),
+        "%s", why);
+    float *loss = host_copy(l_d, rows);
+    double sum = 0.0;
+    for (int64_t i = 0; i < rows; i++) sum += loss[i];
+    T_CHECK(fabs(sum - total) <= 1e-5 * fabs(total), "xent loss %.9g vs the CPU's %.9g", sum,
+            total);
+    printf("  %-28s %.9g vs %.9g\n", "xent loss (summed rows)", sum, total);
+    expect_close("xent gradient (in place)", z_d, dx, rows * vl);
+    free(z), free(W), free(dW), free(tg), free(dx), free(sc), free(loss);
+    cudaFree(z_d), cudaFree(m_d), cudaFree(s_d), cudaFree(l_d), cudaFree(t_d);
+}
+
 int main(void) {
     char why[256] = "";
     if (!qtx_cuda_available(why, sizeof why)) {
@@ -286,6 +379,15 @@ int main(void) {
     test_quant(1, 32);
     test_quant(37, 96);
     test_quant(4096, 4096 + 32);
+    printf("attention (causal, grouped-query)\n");
+    test_attention(2, 1, 4, 2, 64);
+    test_attention(2, 100, 4, 2, 64);
+    test_attention(1, 257, 8, 8, 128);
+    test_attention(3, 65, 6, 2, 32);
+    printf("cross-entropy\n");
+    test_xent(1, 50, 0);
+    test_xent(37, 1000, 0);
+    test_xent(64, 4099, 100);
     printf("gemm (cuBLASLt, bf16 in, fp32 accumulate)\n");
     qtx_cuda_gemm *g = NULL;
     T_CHECK(!qtx_cuda_gemm_create(&g, (size_t)32 << 20, why, sizeof why), "%s", why);
