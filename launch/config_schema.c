@@ -108,7 +108,8 @@ const qtx_cfg_key qtx_cfg_keys[] = {
     STR(parallel, stage_layers, "",
         "layers per pipeline stage, comma-separated (e.g. 3,5); empty: as even as possible"),
 
-    ENUM(device, type, qtx_device_type, DEVICE_NAMES, "cpu", "where the model runs"),
+    ENUM(device, type, qtx_device_type, DEVICE_NAMES, "cpu",
+         "where the model runs (cuda: refused until GPU training lands, issue #7)"),
     INT(device, threads, "0", 0, 4096, "CPU threads per rank; 0: the node's cores / its ranks"),
 };
 const int qtx_cfg_n_keys = (int)(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0]);

@@ -289,6 +289,13 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
 
     /* Every check that can fail on bad input runs before out_dir is touched. The layout
      * checks are pure, so every rank reaches the same verdict; rank 0 reports it. */
+    if (cfg->device.type == QTX_DEVICE_CUDA) { /* a valid config, not yet a trainable one */
+        qtx_fail(e, QTX_ERR_INPUT,
+                 "device.type = cuda: GPU training is not in this version yet (issue #7: the "
+                 "CUDA kernels exist, the device training step does not); set device.type: cpu");
+        if (!r.rank0) e->msg[0] = '\0';
+        return QTX_ERR_INPUT;
+    }
     int rc = qtx_grid_plan(&cfg_local.parallel, &cfg->model, qtx_comm_size(world),
                            cfg->parallel.stage_layers, r.stage_layers, e);
     if (rc) {
