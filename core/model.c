@@ -1,4 +1,5 @@
-/* model.c: the forward and backward passes of the whole model, composed from kernels.h. */
+/* model.c: the forward and backward passes of the whole model, composed from the operations
+ * of its backend (backend.h: kernels.h on the CPU, or the CUDA kernels). */
 #include "model.h"
 
 #include <stdlib.h>
@@ -72,8 +73,8 @@ static void carve_all(qtx_model *m, carver *cv) {
     m->datt = CARVE_F(cv, d.N * d.qd);
     m->dgu = CARVE_F(cv, d.N * 2 * d.F);
     m->dh = CARVE_F(cv, d.N * d.F);
-    if (m->layout.spec.has_head) m->head_scratch = CARVE_F(cv, m->head_chunk * (d.V + 3));
-    m->attn_scratch = CARVE_F(cv, qtx_attention_scratch_floats(m->T, m->n_threads));
+    if (m->layout.spec.has_head) m->head_scratch = CARVE_F(cv, m->head_chunk * (d.V + 4));
+    m->attn_scratch = CARVE_F(cv, m->be.attention_scratch_floats(&m->be, m->B, m->T, (int)d.H));
     m->rope_cos = CARVE_F(cv, (int64_t)m->T * d.hd / 2);
     m->rope_sin = CARVE_F(cv, (int64_t)m->T * d.hd / 2);
 }
@@ -87,11 +88,15 @@ void qtx_model_create_ex(qtx_model *m, const qtx_model_config *cfg, const qtx_sh
     m->T = o->T;
     m->hooks = o->hooks;
     m->n_slots = o->n_slots;
-    m->n_threads = qtx_num_threads();
+    m->be = o->backend ? *o->backend : qtx_backend_cpu(qtx_num_threads());
+    QTX_CHECK(m->be.host_memory || (o->n_slots == 1 && spec->tp_size == 1 && !o->no_grads &&
+                                    spec->has_embedding && spec->has_head),
+              "model on the %s backend: one slot, tp 1, all layers and a gradient buffer only",
+              m->be.name);
     qtx_layout_build(&m->layout, cfg, spec);
     const size_t pbytes = (size_t)m->layout.n_floats * sizeof(float);
-    m->params = qtx_alloc_big(pbytes);
-    m->grads = o->no_grads ? NULL : qtx_alloc_big(pbytes);
+    m->params = m->be.alloc(&m->be, pbytes);
+    m->grads = o->no_grads ? NULL : m->be.alloc(&m->be, pbytes);
     qtx_view_build(&m->pv, &m->layout, m->params);
     qtx_view_build(&m->gv, &m->layout, m->grads ? m->grads : m->params);
     if (!m->grads) { /* every gradient view is bound per unit during backward */
@@ -110,11 +115,17 @@ void qtx_model_create_ex(qtx_model *m, const qtx_model_config *cfg, const qtx_sh
     carver cv = {NULL, 0};
     carve_all(m, &cv);
     m->arena_bytes = cv.used;
-    m->arena = qtx_alloc_big(m->arena_bytes);
+    m->arena = m->be.alloc(&m->be, m->arena_bytes);
     cv = (carver){(char *)m->arena, 0};
     carve_all(m, &cv);
+    m->host_tok = qtx_malloc(2 * (size_t)N * sizeof(int32_t));
     const dims d = model_dims(m);
-    qtx_rope_tables(m->rope_cos, m->rope_sin, o->T, (int)d.hd, cfg->rope_theta);
+    const size_t tab = (size_t)o->T * (size_t)(d.hd / 2) * sizeof(float);
+    float *cs = qtx_malloc(2 * tab); /* tables made on the host, then moved to the backend */
+    qtx_rope_tables(cs, cs + tab / sizeof(float), o->T, (int)d.hd, cfg->rope_theta);
+    m->be.to_device(&m->be, m->rope_cos, cs, tab);
+    m->be.to_device(&m->be, m->rope_sin, cs + tab / sizeof(float), tab);
+    free(cs);
 }
 
 void qtx_model_create(qtx_model *m, const qtx_model_config *cfg, const qtx_shard_spec *spec, int B,
@@ -127,9 +138,10 @@ void qtx_model_create(qtx_model *m, const qtx_model_config *cfg, const qtx_shard
 }
 
 void qtx_model_destroy(qtx_model *m) {
-    qtx_free_big(m->arena, m->arena_bytes);
-    qtx_free_big(m->params, (size_t)m->layout.n_floats * sizeof(float));
-    if (m->grads) qtx_free_big(m->grads, (size_t)m->layout.n_floats * sizeof(float));
+    m->be.free(&m->be, m->arena, m->arena_bytes);
+    m->be.free(&m->be, m->params, (size_t)m->layout.n_floats * sizeof(float));
+    if (m->grads) m->be.free(&m->be, m->grads, (size_t)m->layout.n_floats * sizeof(float));
+    free(m->host_tok);
     qtx_view_free(&m->pv);
     qtx_view_free(&m->gv);
     for (int s = 0; s < m->n_slots; s++) free(m->slots[s].acts);
@@ -139,11 +151,19 @@ void qtx_model_destroy(qtx_model *m) {
 }
 
 void qtx_model_init_weights(qtx_model *m, uint64_t seed) {
-    qtx_layout_init_weights(&m->layout, m->params, seed);
+    if (m->be.host_memory) {
+        qtx_layout_init_weights(&m->layout, m->params, seed);
+        return;
+    }
+    const size_t bytes = (size_t)m->layout.n_floats * sizeof(float);
+    float *h = qtx_malloc(bytes);
+    qtx_layout_init_weights(&m->layout, h, seed);
+    m->be.to_device(&m->be, m->params, h, bytes);
+    free(h);
 }
 
 void qtx_model_zero_grads(qtx_model *m) {
-    if (m->grads) memset(m->grads, 0, (size_t)m->layout.n_floats * sizeof(float));
+    if (m->grads) m->be.zero(&m->be, m->grads, (size_t)m->layout.n_floats * sizeof(float));
 }
 
 int qtx_model_check_tokens(const qtx_model *m, const int32_t *tokens, int64_t n, qtx_err *e) {
@@ -158,12 +178,14 @@ int qtx_model_check_tokens(const qtx_model *m, const int32_t *tokens, int64_t n,
 
 static void split_batch(qtx_model *m, qtx_slot *sl, const int32_t *tokens) {
     const int T = m->T;
+    const int64_t N = (int64_t)m->B * T;
+    int32_t *in = m->host_tok, *tg = m->host_tok + N;
     for (int b = 0; b < m->B; b++) {
-        memcpy(sl->inputs + (int64_t)b * T, tokens + (int64_t)b * (T + 1),
-               (size_t)T * sizeof(int32_t));
-        memcpy(sl->targets + (int64_t)b * T, tokens + (int64_t)b * (T + 1) + 1,
-               (size_t)T * sizeof(int32_t));
+        memcpy(in + (int64_t)b * T, tokens + (int64_t)b * (T + 1), (size_t)T * sizeof(int32_t));
+        memcpy(tg + (int64_t)b * T, tokens + (int64_t)b * (T + 1) + 1, (size_t)T * sizeof(int32_t));
     }
+    m->be.to_device(&m->be, sl->inputs, in, (size_t)N * sizeof(int32_t));
+    m->be.to_device(&m->be, sl->targets, tg, (size_t)N * sizeof(int32_t));
 }
 
 static const qtx_tp_ops *tp_ops(const qtx_model *m) {
@@ -172,20 +194,18 @@ static const qtx_tp_ops *tp_ops(const qtx_model *m) {
 
 /* y = x_res + x_in W^T where W is row-parallel over TP: each rank's product is partial, so it
  * is summed over the group before the residual is added. */
-static void row_parallel_residual(const qtx_model *m, float *y, const float *x_res,
-                                  const float *x_in, const float *W, int64_t n, int64_t in,
-                                  int64_t out) {
+static void row_parallel_residual(qtx_model *m, float *y, const float *x_res, const float *x_in,
+                                  const float *W, int64_t n, int64_t in, int64_t out) {
     const qtx_tp_ops *tp = tp_ops(m);
+    qtx_backend *be = &m->be;
     if (!tp) {
-        memcpy(y, x_res, (size_t)(n * out) * sizeof(float));
-        qtx_linear_fwd(y, x_in, W, n, in, out, 1);
+        be->copy(be, y, x_res, (size_t)(n * out) * sizeof(float));
+        be->linear_fwd(be, y, x_in, W, n, in, out, 1);
         return;
     }
-    qtx_linear_fwd(y, x_in, W, n, in, out, 0);
+    be->linear_fwd(be, y, x_in, W, n, in, out, 0);
     tp->sum(tp->ctx, y, n * out);
-    const int64_t total = n * out;
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < total; i++) y[i] += x_res[i];
+    be->add(be, y, x_res, n * out);
 }
 
 /* The input gradient of a column-parallel layer is partial on each TP rank. */
@@ -216,30 +236,31 @@ void qtx_model_forward(qtx_model *m, int s, const int32_t *tokens) {
     const float eps = m->cfg.norm_eps;
     const int L = m->pv.n_layers;
     qtx_slot *sl = &m->slots[s];
+    qtx_backend *be = &m->be;
     split_batch(m, sl, tokens);
     if (m->layout.spec.has_embedding) {
         float *x0 = qtx_model_stage_input(m, s);
-        qtx_embedding_fwd(x0, m->pv.token_embd, sl->inputs, d.N, d.C, vocab_offset(m), d.V);
+        be->embedding_fwd(be, x0, m->pv.token_embd, sl->inputs, d.N, d.C, vocab_offset(m), d.V);
         tp_sum(m, x0, d.N * d.C);
     }
     for (int l = 0; l < L; l++) {
         const qtx_layer_view *w = &m->pv.layers[l];
         qtx_layer_acts *a = &sl->acts[l];
         float *x_next = l + 1 < L ? sl->acts[l + 1].x : sl->x_out;
-        qtx_rmsnorm_fwd(a->xn1, a->r1, a->x, w->attn_norm, d.N, d.C, eps);
-        qtx_linear_fwd(a->qkv, a->xn1, w->wqkv, d.N, d.C, d.qkv, 0);
-        qtx_rope(a->qkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin,
-                 0);
-        qtx_attention_fwd(a->att, a->lse, a->qkv, m->B, m->T, (int)d.H, (int)d.KV, (int)d.hd,
-                          m->attn_scratch, m->n_threads);
+        be->rmsnorm_fwd(be, a->xn1, a->r1, a->x, w->attn_norm, d.N, d.C, eps);
+        be->linear_fwd(be, a->qkv, a->xn1, w->wqkv, d.N, d.C, d.qkv, 0);
+        be->rope(be, a->qkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos,
+                 m->rope_sin, 0);
+        be->attention_fwd(be, a->att, a->lse, a->qkv, m->B, m->T, (int)d.H, (int)d.KV, (int)d.hd,
+                          m->attn_scratch);
         row_parallel_residual(m, a->xmid, a->x, a->att, w->wo, d.N, d.qd, d.C);
-        qtx_rmsnorm_fwd(a->xn2, a->r2, a->xmid, w->ffn_norm, d.N, d.C, eps);
-        qtx_linear_fwd(a->gu, a->xn2, w->wgu, d.N, d.C, 2 * d.F, 0);
-        qtx_swiglu_fwd(a->h, a->gu, d.N, d.F);
+        be->rmsnorm_fwd(be, a->xn2, a->r2, a->xmid, w->ffn_norm, d.N, d.C, eps);
+        be->linear_fwd(be, a->gu, a->xn2, w->wgu, d.N, d.C, 2 * d.F, 0);
+        be->swiglu_fwd(be, a->h, a->gu, d.N, d.F);
         row_parallel_residual(m, x_next, a->xmid, a->h, w->wdown, d.N, d.F, d.C);
     }
     if (m->layout.spec.has_head)
-        qtx_rmsnorm_fwd(sl->xnf, sl->rf, sl->x_out, m->pv.output_norm, d.N, d.C, eps);
+        be->rmsnorm_fwd(be, sl->xnf, sl->rf, sl->x_out, m->pv.output_norm, d.N, d.C, eps);
 }
 
 static void hook_begin(qtx_model *m, int unit) {
@@ -262,6 +283,7 @@ double qtx_model_backward(qtx_model *m, int s, float grad_scale) {
     const int L = m->pv.n_layers;
     const qtx_shard_spec *spec = &m->layout.spec;
     qtx_slot *sl = &m->slots[s];
+    qtx_backend *be = &m->be;
     float *dres = m->dres, *dxn = m->dxn;
     const int eu = embed_unit(m);
     double loss = 0.0;
@@ -270,11 +292,11 @@ double qtx_model_backward(qtx_model *m, int s, float grad_scale) {
         if (eu >= 0 && m->cfg.tie_embeddings) hook_begin(m, eu); /* the head writes token_embd */
         hook_begin(m, hu);
         loss =
-            qtx_head_xent(dxn, m->gv.output, sl->xnf, m->pv.output, sl->targets, d.N, d.C, d.V,
+            be->head_xent(be, dxn, m->gv.output, sl->xnf, m->pv.output, sl->targets, d.N, d.C, d.V,
                           vocab_offset(m), grad_scale, m->head_scratch, m->head_chunk, tp_ops(m));
         tp_sum(m, dxn, d.N * d.C);
-        memset(dres, 0, (size_t)(d.N * d.C) * sizeof(float));
-        qtx_rmsnorm_bwd(dres, m->gv.output_norm, dxn, sl->x_out, sl->rf, m->pv.output_norm, d.N,
+        be->zero(be, dres, (size_t)(d.N * d.C) * sizeof(float));
+        be->rmsnorm_bwd(be, dres, m->gv.output_norm, dxn, sl->x_out, sl->rf, m->pv.output_norm, d.N,
                         d.C);
         hook_done(m, hu);
     }
@@ -284,26 +306,27 @@ double qtx_model_backward(qtx_model *m, int s, float grad_scale) {
         hook_begin(m, layer_unit(m, l));
         const qtx_layer_view *g = &m->gv.layers[l];
         /* MLP: x_next = xmid + h Wdown^T. dres passes through the residual unchanged. */
-        qtx_linear_bwd(m->dh, g->wdown, dres, a->h, w->wdown, d.N, d.F, d.C);
-        qtx_swiglu_bwd(m->dgu, m->dh, a->gu, d.N, d.F);
-        qtx_linear_bwd(dxn, g->wgu, m->dgu, a->xn2, w->wgu, d.N, d.C, 2 * d.F);
+        be->linear_bwd(be, m->dh, g->wdown, dres, a->h, w->wdown, d.N, d.F, d.C);
+        be->swiglu_bwd(be, m->dgu, m->dh, a->gu, d.N, d.F);
+        be->linear_bwd(be, dxn, g->wgu, m->dgu, a->xn2, w->wgu, d.N, d.C, 2 * d.F);
         tp_sum(m, dxn, d.N * d.C);
-        qtx_rmsnorm_bwd(dres, g->ffn_norm, dxn, a->xmid, a->r2, w->ffn_norm, d.N, d.C);
+        be->rmsnorm_bwd(be, dres, g->ffn_norm, dxn, a->xmid, a->r2, w->ffn_norm, d.N, d.C);
         /* Attention: xmid = x + att Wo^T. */
-        qtx_linear_bwd(m->datt, g->wo, dres, a->att, w->wo, d.N, d.qd, d.C);
-        qtx_attention_bwd(m->dqkv, m->datt, a->qkv, a->att, a->lse, m->B, m->T, (int)d.H, (int)d.KV,
-                          (int)d.hd, m->attn_scratch, m->n_threads);
-        qtx_rope(m->dqkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos, m->rope_sin,
-                 1);
-        qtx_linear_bwd(dxn, g->wqkv, m->dqkv, a->xn1, w->wqkv, d.N, d.C, d.qkv);
+        be->linear_bwd(be, m->datt, g->wo, dres, a->att, w->wo, d.N, d.qd, d.C);
+        be->attention_bwd(be, m->dqkv, m->datt, a->qkv, a->att, a->lse, m->B, m->T, (int)d.H,
+                          (int)d.KV, (int)d.hd, m->attn_scratch);
+        be->rope(be, m->dqkv, d.qkv, d.N, m->T, (int)(d.H + d.KV), (int)d.hd, m->rope_cos,
+                 m->rope_sin, 1);
+        be->linear_bwd(be, dxn, g->wqkv, m->dqkv, a->xn1, w->wqkv, d.N, d.C, d.qkv);
         tp_sum(m, dxn, d.N * d.C);
-        qtx_rmsnorm_bwd(dres, g->attn_norm, dxn, a->x, a->r1, w->attn_norm, d.N, d.C);
+        be->rmsnorm_bwd(be, dres, g->attn_norm, dxn, a->x, a->r1, w->attn_norm, d.N, d.C);
         hook_done(m, layer_unit(m, l));
     }
     if (eu >= 0) {
         if (!(spec->has_head && m->cfg.tie_embeddings)) hook_begin(m, eu);
         if (spec->has_embedding)
-            qtx_embedding_bwd(m->gv.token_embd, dres, sl->inputs, d.N, d.C, vocab_offset(m), d.V);
+            be->embedding_bwd(be, m->gv.token_embd, dres, sl->inputs, d.N, d.C, vocab_offset(m),
+                              d.V);
         hook_done(m, eu);
     }
     return loss;
@@ -312,8 +335,8 @@ double qtx_model_backward(qtx_model *m, int s, float grad_scale) {
 double qtx_model_head_loss(qtx_model *m, int s) {
     const dims d = model_dims(m);
     qtx_slot *sl = &m->slots[s];
-    return qtx_head_xent(NULL, NULL, sl->xnf, m->pv.output, sl->targets, d.N, d.C, d.V,
-                         vocab_offset(m), 0.0f, m->head_scratch, m->head_chunk, tp_ops(m));
+    return m->be.head_xent(&m->be, NULL, NULL, sl->xnf, m->pv.output, sl->targets, d.N, d.C, d.V,
+                           vocab_offset(m), 0.0f, m->head_scratch, m->head_chunk, tp_ops(m));
 }
 
 double qtx_model_train_step(qtx_model *m, const int32_t *tokens, float grad_scale) {
@@ -328,6 +351,7 @@ double qtx_model_eval_loss(qtx_model *m, const int32_t *tokens) {
 
 void qtx_model_logits(qtx_model *m, const int32_t *tokens, float *logits) {
     const dims d = model_dims(m);
+    QTX_CHECK(m->be.host_memory, "qtx_model_logits: host-memory backends only");
     qtx_model_forward(m, 0, tokens);
-    qtx_linear_fwd(logits, m->slots[0].xnf, m->pv.output, d.N, d.C, d.V, 0);
+    m->be.linear_fwd(&m->be, logits, m->slots[0].xnf, m->pv.output, d.N, d.C, d.V, 0);
 }

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "backend.h"
 #include "check.h"
 #include "kernels.h"
 #include "model_config.h"
@@ -48,6 +49,10 @@ typedef struct qtx_model_options {
     int n_slots;  /* micro-batches whose activations are kept at once (pipeline); >= 1 */
     int no_grads; /* 1: no gradient buffer (ZeRO-2 binds staging per unit) */
     qtx_model_hooks hooks;
+    /* Where it computes; NULL: the CPU on the current OpenMP thread count. A backend
+     * without host memory (CUDA) takes the whole model on one rank for now: one slot, no
+     * tensor parallelism, a gradient buffer. */
+    const qtx_backend *backend;
 } qtx_model_options;
 
 /* The activations of one micro-batch in flight. */
@@ -59,6 +64,7 @@ typedef struct qtx_slot {
 } qtx_slot;
 
 typedef struct qtx_model {
+    qtx_backend be; /* params, grads and the arena are its memory */
     qtx_model_config cfg;
     qtx_param_layout layout;
     float *params; /* layout.n_floats */
@@ -75,11 +81,11 @@ typedef struct qtx_model {
     float *dres, *dxn;  /* [N, C] residual and normed-input gradients */
     float *dqkv, *datt; /* backward scratch */
     float *dgu, *dh;
-    float *head_scratch; /* head_chunk * (V / tp + 3) */
+    float *head_scratch; /* head_chunk * (V / tp + 4) */
     int64_t head_chunk;
-    float *attn_scratch; /* for n_threads threads */
-    int n_threads;       /* OpenMP threads at creation: the attention kernels use at most these */
+    float *attn_scratch; /* what be.attention_scratch_floats asks */
     float *rope_cos, *rope_sin;
+    int32_t *host_tok; /* [2 N] host staging of a batch's inputs and targets */
 } qtx_model;
 
 /* Sizes and allocates everything; weights are zero until qtx_model_init_weights or a load. */
