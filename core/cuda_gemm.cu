@@ -1,4 +1,5 @@
-/* cuda_gemm.cu: cuBLASLt GEMMs with bf16 inputs and fp32 accumulation (core/cuda_gemm.h).
+/* cuda_gemm.cu: cuBLASLt GEMMs with bf16 or fp32 inputs and fp32 accumulation
+ * (core/cuda_gemm.h).
  *
  * cuBLASLt is column-major; a row-major X[r, c] is the column-major X^T, so the row-major
  * C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: B's storage is
@@ -62,9 +63,10 @@ void qtx_cuda_gemm_free(qtx_cuda_gemm *g) {
     free(g);
 }
 
-int qtx_cuda_gemm_bf16(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                       float alpha, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
-                       float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap) {
+/* The row-major GEMM for inputs of type in (bf16 or fp32), fp32 compute and output. */
+static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, int64_t M, int64_t N,
+                int64_t K, float alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
+                float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap) {
     int rc = 0;
     cublasLtMatmulDesc_t desc = NULL;
     cublasLtMatrixLayout_t lb = NULL, la = NULL, lc = NULL;
@@ -79,10 +81,8 @@ int qtx_cuda_gemm_bf16(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, in
           "transa");
     LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2),
           "transb");
-    LT_OK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, trans_b ? K : N, trans_b ? N : K, ldb),
-          "layout B");
-    LT_OK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, trans_a ? M : K, trans_a ? K : M, lda),
-          "layout A");
+    LT_OK(cublasLtMatrixLayoutCreate(&lb, in, trans_b ? K : N, trans_b ? N : K, ldb), "layout B");
+    LT_OK(cublasLtMatrixLayoutCreate(&la, in, trans_a ? M : K, trans_a ? K : M, lda), "layout A");
     LT_OK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc), "layout C");
     LT_OK(cublasLtMatmulPreferenceCreate(&pref), "preference");
     LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -91,7 +91,9 @@ int qtx_cuda_gemm_bf16(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, in
     LT_OK(cublasLtMatmulAlgoGetHeuristic(g->lt, desc, lb, la, lc, lc, pref, 1, &heur, &found),
           "heuristic");
     if (!found) {
-        if (why && cap) snprintf(why, cap, "cuBLASLt has no algorithm for this bf16 GEMM");
+        if (why && cap)
+            snprintf(why, cap, "cuBLASLt has no algorithm for this %s GEMM (%lld x %lld x %lld)",
+                     in == CUDA_R_32F ? "fp32" : "bf16", (long long)M, (long long)N, (long long)K);
         rc = -1;
         goto done;
     }
@@ -105,6 +107,20 @@ done:
     if (lb) cublasLtMatrixLayoutDestroy(lb);
     if (desc) cublasLtMatmulDescDestroy(desc);
     return rc;
+}
+
+int qtx_cuda_gemm_bf16(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                       float alpha, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
+                       float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap) {
+    return gemm(g, CUDA_R_16BF, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                stream, why, cap);
+}
+
+int qtx_cuda_gemm_f32(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap) {
+    return gemm(g, CUDA_R_32F, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                stream, why, cap);
 }
 
 } /* extern "C" */

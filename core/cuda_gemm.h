@@ -1,5 +1,5 @@
-/* cuda_gemm.h: GEMMs on the GPU through cuBLASLt (issue #7): bf16 inputs, fp32 accumulation
- * and fp32 output, row-major like qtx_sgemm (core/kernels.h), and the f32 <-> bf16
+/* cuda_gemm.h: GEMMs on the GPU through cuBLASLt (issue #7): bf16 (or fp32) inputs, fp32
+ * accumulation and fp32 output, row-major like qtx_sgemm (core/kernels.h), and the f32 <-> bf16
  * conversions the mixed-precision step needs. Pointers are device memory; stream is a
  * cudaStream_t (NULL: default). Calls return 0, or -1 with the reason in why.
  */
@@ -23,6 +23,11 @@ void qtx_cuda_gemm_free(qtx_cuda_gemm *g); /* NULL is fine */
 int qtx_cuda_gemm_bf16(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                        float alpha, const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
                        float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap);
+
+/* The same in fp32 throughout (CUBLAS_COMPUTE_32F: no TF32), for the fp32 model backend. */
+int qtx_cuda_gemm_f32(qtx_cuda_gemm *g, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, void *stream, char *why, size_t cap);
 
 /* bf16 from f32, rounding to nearest even (as torch's .to(torch.bfloat16)), and back. */
 int qtx_cuda_f32_to_bf16(uint16_t *y, const float *x, int64_t n, void *stream, char *why,

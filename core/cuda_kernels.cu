@@ -1,6 +1,6 @@
-/* cuda_kernels.cu: fp32 CUDA kernels for RMSNorm, RoPE, SwiGLU, residual adds and AdamW
- * (core/cuda_kernels.h), each the device twin of its CPU kernel. Row kernels run one block
- * per row with a fixed-shape tree reduction; column reductions run one thread per column
+/* cuda_kernels.cu: fp32 CUDA kernels for RMSNorm, RoPE, SwiGLU, the embedding, residual adds
+ * and AdamW (core/cuda_kernels.h), each the device twin of its CPU kernel. Row kernels run one
+ * block per row with a fixed-shape tree reduction; column reductions run one thread per column
  * walking the rows in order; so nothing depends on scheduling. */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -100,6 +100,27 @@ __global__ static void swiglu_bwd_k(float *dgu, const float *dh, const float *gu
     }
 }
 
+__global__ static void embedding_fwd_k(float *x, const float *E, const int32_t *tok, int64_t n,
+                                       int64_t c, int64_t v0, int64_t vl) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n * c;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = (int64_t)tok[e / c] - v0;
+        x[e] = t >= 0 && t < vl ? E[t * c + e % c] : 0.0f;
+    }
+}
+
+/* One thread per column walking the rows in order: no two threads touch one element, and
+ * each element's sum has a fixed order. */
+__global__ static void embedding_bwd_k(float *dE, const float *dx, const int32_t *tok, int64_t n,
+                                       int64_t c, int64_t v0, int64_t vl) {
+    const int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t t = (int64_t)tok[i] - v0;
+        if (t >= 0 && t < vl) dE[t * c + j] += dx[i * c + j];
+    }
+}
+
 __global__ static void add_k(float *y, const float *x, int64_t n) {
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n;
          e += (int64_t)gridDim.x * blockDim.x)
@@ -178,6 +199,22 @@ int qtx_cuda_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n,
         swiglu_bwd_k<<<qtx_grid_for(n * f), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(dgu, dh, gu,
                                                                                        n, f);
     return qtx_launched("swiglu_bwd", why, cap);
+}
+
+int qtx_cuda_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c,
+                           int64_t v0, int64_t vl, void *stream, char *why, size_t cap) {
+    if (n * c > 0)
+        embedding_fwd_k<<<qtx_grid_for(n * c), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(
+            x, E, tok, n, c, v0, vl);
+    return qtx_launched("embedding_fwd", why, cap);
+}
+
+int qtx_cuda_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c,
+                           int64_t v0, int64_t vl, void *stream, char *why, size_t cap) {
+    if (n > 0 && c > 0)
+        embedding_bwd_k<<<(unsigned)((c + QTX_EW_THREADS - 1) / QTX_EW_THREADS), QTX_EW_THREADS, 0,
+                          (cudaStream_t)stream>>>(dE, dx, tok, n, c, v0, vl);
+    return qtx_launched("embedding_bwd", why, cap);
 }
 
 int qtx_cuda_add(float *y, const float *x, int64_t n, void *stream, char *why, size_t cap) {

@@ -39,6 +39,12 @@ int qtx_cuda_swiglu_fwd(float *h, const float *gu, int64_t n, int64_t f, void *s
                         size_t cap);
 int qtx_cuda_swiglu_bwd(float *dgu, const float *dh, const float *gu, int64_t n, int64_t f,
                         void *stream, char *why, size_t cap);
+/* qtx_embedding_fwd / _bwd: rows [v0, v0 + vl) of the table; ids outside give zero rows and
+ * no gradient. Backward accumulates, one thread per column over the rows in order. */
+int qtx_cuda_embedding_fwd(float *x, const float *E, const int32_t *tok, int64_t n, int64_t c,
+                           int64_t v0, int64_t vl, void *stream, char *why, size_t cap);
+int qtx_cuda_embedding_bwd(float *dE, const float *dx, const int32_t *tok, int64_t n, int64_t c,
+                           int64_t v0, int64_t vl, void *stream, char *why, size_t cap);
 /* y += x over n floats (a residual add). */
 int qtx_cuda_add(float *y, const float *x, int64_t n, void *stream, char *why, size_t cap);
 /* qtx_adamw_update: one AdamW step (torch semantics, decoupled decay) on fp32 master weights

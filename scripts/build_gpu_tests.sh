@@ -2,8 +2,8 @@
 # build_gpu_tests.sh: builds the GPU tests (tests/gpu/) with nvcc alone, for a machine that has
 # the CUDA toolkit (nvcc, cudart, cuBLASLt) but none of the Debian libraries the full build
 # needs: the CUDA kernels, the CPU kernels they are held against (core/norm_rope_swiglu.c,
-# core/attention.c, core/head_xent.c, optim/adamw.c), and a plain reference sgemm in place of
-# oneDNN's (tests/gpu/sgemm_ref.c).
+# core/attention.c, core/head_xent.c, the model on the CPU backend, optim/adamw.c), and a plain
+# reference sgemm in place of oneDNN's (tests/gpu/sgemm_ref.c).
 #   scripts/build_gpu_tests.sh [OUT_DIR]        (default build-gpu; ARCH default 90)
 # then: (cd SOURCE_ROOT && OUT_DIR/test_gpu_kernels)    exit 0 pass, 1 fail, 77 no GPU
 set -euo pipefail
@@ -16,7 +16,9 @@ common=(-O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Xcompiler -f
 # C sources go through nvcc's host compiler as C (-x c); the .cu files as CUDA.
 cflags=(-O2 -std=c17 -D_GNU_SOURCE -fopenmp)
 objs=()
-for f in core/norm_rope_swiglu.c core/attention.c core/head_xent.c core/check.c core/quant.c core/quant_generic.c core/quant_avx2.c \
+for f in core/norm_rope_swiglu.c core/attention.c core/head_xent.c core/model.c core/params.c \
+         core/model_config.c core/rng.c core/linear.c core/backend_cpu.c core/cuda_backend.c \
+         core/check.c core/quant.c core/quant_generic.c core/quant_avx2.c \
          core/quant_avx512.c core/quant_neon.c optim/adamw.c tests/unit/testutil.c \
          tests/gpu/sgemm_ref.c tests/gpu/test_gpu_kernels.c; do
   o="$out/$(basename "${f%.c}").o"

@@ -1,7 +1,6 @@
-/* sgemm_ref.c: qtx_sgemm (a plain loop with double sums) and qtx_num_threads of core/kernels.h,
- * for the standalone GPU-test build (scripts/build_gpu_tests.sh) on machines without oneDNN.
+/* sgemm_ref.c: qtx_sgemm of core/kernels.h as a plain loop with double sums, for the
+ * standalone GPU-test build (scripts/build_gpu_tests.sh) on machines without oneDNN.
  * Slow, and only a reference: the CMake build links core/gemm.c (oneDNN) instead. */
-#include <omp.h>
 #include <stdint.h>
 
 #include "kernels.h"
@@ -18,8 +17,4 @@ void qtx_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
                      (double)(trans_b ? B[j * ldb + k] : B[k * ldb + j]);
             C[i * ldc + j] = (float)(alpha * s + (beta != 0.0f ? beta * C[i * ldc + j] : 0.0f));
         }
-}
-
-int qtx_num_threads(void) {
-    return omp_get_max_threads();
 }

@@ -11,7 +11,10 @@
  * grouped-query attention forward (out, lse) and backward (dqkv) against qtx_attention_fwd /
  * _bwd, and softmax cross-entropy (per-row losses summed, the gradient in place) against
  * qtx_head_xent with an identity head (so its logits are the inputs), within 1e-5; both
- * repeat bit for bit.
+ * repeat bit for bit. A training step of a small model (GQA, untied head, odd batch shape) on
+ * the CUDA backend against the CPU backend: loss within 1e-5, every gradient within 1e-4
+ * (fp32 both sides; the sums run in other orders through some thousand operations), and the
+ * GPU step repeats bit for bit.
  * Exits 77 (CTest: skipped) with the reason when no CUDA device is visible.
  */
 #include <cuda_runtime.h>
@@ -22,12 +25,14 @@
 
 #include "adamw.h"
 #include "cuda_attention.h"
+#include "cuda_backend.h"
 #include "cuda_gemm.h"
 #include "cuda_kernels.h"
 #include "cuda_quant.h"
 #include "cuda_xent.h"
 #include "quant.h"
 #include "kernels.h"
+#include "model.h"
 #include "testutil.h"
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
@@ -354,6 +359,54 @@ static void test_xent(int64_t rows, int64_t vl, int64_t v0) {
     cudaFree(z_d), cudaFree(m_d), cudaFree(s_d), cudaFree(l_d), cudaFree(t_d);
 }
 
+/* One training step of the same model on the CPU and on the CUDA backend. */
+static void test_model_step(void) {
+    char why[256] = "";
+    qtx_backend cu;
+    T_CHECK(!qtx_backend_cuda_create(&cu, 0, why, sizeof why), "%s", why);
+    qtx_model_config cfg = {.vocab_size = 300,
+                            .dim = 128,
+                            .n_layers = 2,
+                            .n_heads = 4,
+                            .n_kv_heads = 2,
+                            .ffn_dim = 320,
+                            .max_seq_len = 64,
+                            .rope_theta = 10000.0f,
+                            .norm_eps = 1e-5f,
+                            .tie_embeddings = 0};
+    const qtx_shard_spec spec = qtx_shard_spec_full(&cfg);
+    enum { B = 3, T = 37 };
+    int32_t tok[B * (T + 1)];
+    for (int i = 0; i < B * (T + 1); i++) tok[i] = (int32_t)((i * 7919 + 13) % cfg.vocab_size);
+    qtx_model_options o = {.B = B, .T = T, .n_slots = 1};
+    qtx_model mc, mg;
+    qtx_model_create_ex(&mc, &cfg, &spec, &o);
+    o.backend = &cu;
+    qtx_model_create_ex(&mg, &cfg, &spec, &o);
+    qtx_model_init_weights(&mc, 42);
+    qtx_model_init_weights(&mg, 42);
+    const int64_t nf = mc.layout.n_floats;
+    float *g = malloc((size_t)nf * sizeof(float)), *g2 = malloc((size_t)nf * sizeof(float));
+    qtx_model_zero_grads(&mc);
+    qtx_model_zero_grads(&mg);
+    const double lc = qtx_model_train_step(&mc, tok, 1.0f / (B * T));
+    const double lg = qtx_model_train_step(&mg, tok, 1.0f / (B * T));
+    T_CHECK(fabs(lc - lg) <= 1e-5 * fabs(lc), "model step loss: GPU %.9g vs CPU %.9g", lg, lc);
+    cu.to_host(&cu, g, mg.grads, (size_t)nf * sizeof(float));
+    const double e = qtx_rel_err(g, mc.grads, (long)nf);
+    T_CHECK(e <= 1e-4, "model step gradients: rel err %.3g vs the CPU backend", e);
+    printf("  %-28s loss %.9g vs %.9g, gradients rel err %.2g\n", "model step (CUDA backend)", lg,
+           lc, e);
+    qtx_model_zero_grads(&mg);
+    T_CHECK(qtx_model_train_step(&mg, tok, 1.0f / (B * T)) == lg, "GPU step loss repeats");
+    cu.to_host(&cu, g2, mg.grads, (size_t)nf * sizeof(float));
+    T_CHECK(memcmp(g, g2, (size_t)nf * sizeof(float)) == 0, "GPU step gradients repeat");
+    free(g), free(g2);
+    qtx_model_destroy(&mg);
+    qtx_model_destroy(&mc);
+    qtx_backend_cuda_free(&cu);
+}
+
 int main(void) {
     char why[256] = "";
     if (!qtx_cuda_available(why, sizeof why)) {
@@ -388,6 +441,8 @@ int main(void) {
     test_xent(1, 50, 0);
     test_xent(37, 1000, 0);
     test_xent(64, 4099, 100);
+    printf("model (a training step on the CUDA backend)\n");
+    test_model_step();
     printf("gemm (cuBLASLt, bf16 in, fp32 accumulate)\n");
     qtx_cuda_gemm *g = NULL;
     T_CHECK(!qtx_cuda_gemm_create(&g, (size_t)32 << 20, why, sizeof why), "%s", why);

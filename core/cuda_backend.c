@@ -1,0 +1,220 @@
+/* cuda_backend.c: the CUDA backend (core/cuda_backend.h): the table of backend.h over the
+ * CUDA kernels. A failing call stops the process with the CUDA reason (QTX_CHECK): backend
+ * operations fail only when the device does. The loss of head_xent comes back to the host
+ * once per chunk (a synchronisation), as the CPU path returns it. */
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cuda_attention.h"
+#include "cuda_backend.h"
+#include "cuda_gemm.h"
+#include "cuda_kernels.h"
+#include "cuda_xent.h"
+
+#define GEMM_WORKSPACE ((size_t)32 << 20)
+
+typedef struct cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    qtx_cuda_gemm *gemm;
+    float *host_loss; /* per-row losses of a head chunk, on the host */
+    int64_t host_loss_n;
+} cuda_ctx;
+
+static cuda_ctx *ctx_of(qtx_backend *be) {
+    return (cuda_ctx *)be->ctx;
+}
+
+#define CU(call)                                                                                   \
+    QTX_CHECK((call) == cudaSuccess, "cuda: %s", cudaGetErrorString(cudaGetLastError()))
+/* A qtx_cuda_* call, given WHY for its reason: it returns 0, or -1 and says why. */
+#define K(call)                                                                                    \
+    do {                                                                                           \
+        char why_[256] = "";                                                                       \
+        QTX_CHECK((call) == 0, "cuda: %s", why_);                                                  \
+    } while (0)
+#define WHY why_, sizeof why_
+
+static void *cu_alloc(qtx_backend *be, size_t bytes) {
+    void *p = NULL;
+    CU(cudaMalloc(&p, bytes ? bytes : 64)); /* 256-byte aligned */
+    CU(cudaMemsetAsync(p, 0, bytes, ctx_of(be)->stream));
+    return p;
+}
+static void cu_free(qtx_backend *be, void *p, size_t bytes) {
+    (void)bytes;
+    CU(cudaStreamSynchronize(ctx_of(be)->stream));
+    CU(cudaFree(p));
+}
+static void cu_zero(qtx_backend *be, void *p, size_t bytes) {
+    CU(cudaMemsetAsync(p, 0, bytes, ctx_of(be)->stream));
+}
+static void cu_copy(qtx_backend *be, void *dst, const void *src, size_t bytes) {
+    if (dst != src)
+        CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_of(be)->stream));
+}
+/* Synchronous both ways: the host buffer may be reused as soon as these return. */
+static void cu_to_device(qtx_backend *be, void *dst, const void *host, size_t bytes) {
+    CU(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, ctx_of(be)->stream));
+    CU(cudaStreamSynchronize(ctx_of(be)->stream));
+}
+static void cu_to_host(qtx_backend *be, void *host, const void *src, size_t bytes) {
+    CU(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, ctx_of(be)->stream));
+    CU(cudaStreamSynchronize(ctx_of(be)->stream));
+}
+
+/* qtx_sgemm's row-major C = alpha op(A) op(B) + beta C on the device. */
+static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                  int64_t ldc) {
+    cuda_ctx *c = ctx_of(be);
+    K(qtx_cuda_gemm_f32(c->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c->stream,
+                        WHY));
+}
+
+static void linear_fwd(qtx_backend *be, float *y, const float *x, const float *W, int64_t n,
+                       int64_t in, int64_t out, int accumulate) {
+    sgemm(be, 0, 1, n, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
+}
+static void linear_bwd(qtx_backend *be, float *dx, float *dW, const float *dy, const float *x,
+                       const float *W, int64_t n, int64_t in, int64_t out) {
+    if (dx) sgemm(be, 0, 0, n, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
+    if (dW) sgemm(be, 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dW, in);
+}
+static void rmsnorm_fwd(qtx_backend *be, float *y, float *rstd, const float *x, const float *w,
+                        int64_t n, int64_t c, float eps) {
+    K(qtx_cuda_rmsnorm_fwd(y, rstd, x, w, n, c, eps, ctx_of(be)->stream, WHY));
+}
+static void rmsnorm_bwd(qtx_backend *be, float *dx, float *dw, const float *dy, const float *x,
+                        const float *rstd, const float *w, int64_t n, int64_t c) {
+    K(qtx_cuda_rmsnorm_bwd(dx, dw, dy, x, rstd, w, n, c, ctx_of(be)->stream, WHY));
+}
+static void rope(qtx_backend *be, float *x, int64_t ld, int64_t n, int T, int n_heads, int hd,
+                 const float *cos_t, const float *sin_t, int inverse) {
+    K(qtx_cuda_rope(x, ld, n, T, n_heads, hd, cos_t, sin_t, inverse, ctx_of(be)->stream, WHY));
+}
+static int64_t attention_scratch_floats(qtx_backend *be, int B, int T, int H) {
+    (void)be;
+    return (int64_t)B * H * T; /* D = rowsum(dO * O) of backward */
+}
+static void attention_fwd(qtx_backend *be, float *out, float *lse, const float *qkv, int B, int T,
+                          int H, int KV, int hd, float *scratch) {
+    (void)scratch;
+    K(qtx_cuda_attention_fwd(out, lse, qkv, B, T, H, KV, hd, ctx_of(be)->stream, WHY));
+}
+static void attention_bwd(qtx_backend *be, float *dqkv, const float *dout, const float *qkv,
+                          const float *out, const float *lse, int B, int T, int H, int KV, int hd,
+                          float *scratch) {
+    K(qtx_cuda_attention_bwd(dqkv, dout, qkv, out, lse, scratch, B, T, H, KV, hd,
+                             ctx_of(be)->stream, WHY));
+}
+static void swiglu_fwd(qtx_backend *be, float *h, const float *gu, int64_t n, int64_t f) {
+    K(qtx_cuda_swiglu_fwd(h, gu, n, f, ctx_of(be)->stream, WHY));
+}
+static void swiglu_bwd(qtx_backend *be, float *dgu, const float *dh, const float *gu, int64_t n,
+                       int64_t f) {
+    K(qtx_cuda_swiglu_bwd(dgu, dh, gu, n, f, ctx_of(be)->stream, WHY));
+}
+static void embedding_fwd(qtx_backend *be, float *x, const float *E, const int32_t *tok, int64_t n,
+                          int64_t c, int64_t v0, int64_t vl) {
+    K(qtx_cuda_embedding_fwd(x, E, tok, n, c, v0, vl, ctx_of(be)->stream, WHY));
+}
+static void embedding_bwd(qtx_backend *be, float *dE, const float *dx, const int32_t *tok,
+                          int64_t n, int64_t c, int64_t v0, int64_t vl) {
+    K(qtx_cuda_embedding_bwd(dE, dx, tok, n, c, v0, vl, ctx_of(be)->stream, WHY));
+}
+static void add(qtx_backend *be, float *y, const float *x, int64_t n) {
+    K(qtx_cuda_add(y, x, n, ctx_of(be)->stream, WHY));
+}
+
+/* qtx_head_xent on the device, chunk by chunk: logits by GEMM, the three cross-entropy steps
+ * (no tensor parallelism here: the model allows none on this backend), then the two backward
+ * GEMMs. Scratch: logits [chunk, vl], row maxima [chunk], sums and target logits [2 chunk],
+ * losses [chunk]. The losses are summed on the host in row order, in double, as on the CPU. */
+static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, const float *W,
+                        const int32_t *targets, int64_t n, int64_t c, int64_t vl, int64_t v0,
+                        float grad_scale, float *scratch, int64_t chunk, const qtx_tp_ops *tp) {
+    QTX_CHECK(!tp || !tp->sum, "cuda backend: no tensor parallelism yet");
+    cuda_ctx *cx = ctx_of(be);
+    if (cx->host_loss_n < chunk) { /* once, on the first step */
+        free(cx->host_loss);
+        cx->host_loss = qtx_malloc((size_t)chunk * sizeof(float));
+        cx->host_loss_n = chunk;
+    }
+    float *logits = scratch, *rmax = scratch + chunk * vl, *rsum = rmax + chunk;
+    float *loss = rsum + 2 * chunk;
+    double total = 0.0;
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        const int64_t rows = n - r0 < chunk ? n - r0 : chunk;
+        sgemm(be, 0, 1, rows, vl, c, 1.0f, x + r0 * c, c, W, c, 0.0f, logits, vl);
+        K(qtx_cuda_xent_max(rmax, logits, rows, vl, cx->stream, WHY));
+        K(qtx_cuda_xent_sum(rsum, logits, rmax, targets + r0, rows, vl, v0, cx->stream, WHY));
+        K(qtx_cuda_xent_finish(loss, logits, rmax, rsum, targets + r0, rows, vl, v0, grad_scale,
+                               dx != NULL, cx->stream, WHY));
+        cu_to_host(be, cx->host_loss, loss, (size_t)rows * sizeof(float));
+        for (int64_t i = 0; i < rows; i++) total += (double)cx->host_loss[i];
+        if (!dx) continue;
+        sgemm(be, 0, 0, rows, c, vl, 1.0f, logits, vl, W, c, 0.0f, dx + r0 * c, c);
+        sgemm(be, 1, 0, vl, c, rows, 1.0f, logits, vl, x + r0 * c, c, 1.0f, dW, c);
+    }
+    return total;
+}
+
+int qtx_backend_cuda_create(qtx_backend *out, int device, char *why, size_t cap) {
+    memset(out, 0, sizeof *out);
+    if (!qtx_cuda_available(why, cap)) return -1;
+    if (cudaSetDevice(device) != cudaSuccess) {
+        snprintf(why, cap, "cuda: device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
+        return -1;
+    }
+    cuda_ctx *c = qtx_calloc(1, sizeof *c);
+    c->device = device;
+    if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) {
+        snprintf(why, cap, "cuda: stream: %s", cudaGetErrorString(cudaGetLastError()));
+        free(c);
+        return -1;
+    }
+    if (qtx_cuda_gemm_create(&c->gemm, GEMM_WORKSPACE, why, cap)) {
+        cudaStreamDestroy(c->stream);
+        free(c);
+        return -1;
+    }
+    *out = (qtx_backend){.name = "cuda",
+                         .host_memory = 0,
+                         .ctx = c,
+                         .alloc = cu_alloc,
+                         .free = cu_free,
+                         .zero = cu_zero,
+                         .copy = cu_copy,
+                         .to_device = cu_to_device,
+                         .to_host = cu_to_host,
+                         .linear_fwd = linear_fwd,
+                         .linear_bwd = linear_bwd,
+                         .rmsnorm_fwd = rmsnorm_fwd,
+                         .rmsnorm_bwd = rmsnorm_bwd,
+                         .rope = rope,
+                         .attention_scratch_floats = attention_scratch_floats,
+                         .attention_fwd = attention_fwd,
+                         .attention_bwd = attention_bwd,
+                         .swiglu_fwd = swiglu_fwd,
+                         .swiglu_bwd = swiglu_bwd,
+                         .embedding_fwd = embedding_fwd,
+                         .embedding_bwd = embedding_bwd,
+                         .add = add,
+                         .head_xent = head_xent};
+    return 0;
+}
+
+void qtx_backend_cuda_free(qtx_backend *be) {
+    cuda_ctx *c = be->ctx;
+    if (!c) return;
+    cudaStreamSynchronize(c->stream);
+    qtx_cuda_gemm_free(c->gemm);
+    cudaStreamDestroy(c->stream);
+    free(c->host_loss);
+    free(c);
+    memset(be, 0, sizeof *be);
+}
