@@ -44,16 +44,31 @@ struct qtx_kv_cache {
 /* R = H S over each chunk of rot_n values: S fixed random signs, H the Walsh-Hadamard
  * matrix over sqrt(rot_n) (kv_cache.h says why). */
 static void hadamard(const qtx_kv_cache *c, float *x) {
-    const int n = c->rot_n;
+    const int n = c->rot_n; /* a power of two, >= 32 */
     const float norm = 1.0f / sqrtf((float)n);
     for (float *v = x; v < x + c->hd; v += n) {
-        for (int len = 1; len < n; len *= 2)
-            for (int i = 0; i < n; i += 2 * len)
-                for (int j = i; j < i + len; j++) {
-                    const float a = v[j], b = v[j + len];
-                    v[j] = a + b;
-                    v[j + len] = a - b;
+        /* The butterflies of spans 1, 2 and 4, in the order of the loops below, written out
+         * per group of 8: the short spans do not vectorize, the long ones do. */
+        for (int i = 0; i < n; i += 8) {
+            float *g = v + i;
+            const float a0 = g[0] + g[1], a1 = g[0] - g[1], a2 = g[2] + g[3], a3 = g[2] - g[3];
+            const float a4 = g[4] + g[5], a5 = g[4] - g[5], a6 = g[6] + g[7], a7 = g[6] - g[7];
+            const float b0 = a0 + a2, b2 = a0 - a2, b1 = a1 + a3, b3 = a1 - a3;
+            const float b4 = a4 + a6, b6 = a4 - a6, b5 = a5 + a7, b7 = a5 - a7;
+            g[0] = b0 + b4, g[4] = b0 - b4, g[1] = b1 + b5, g[5] = b1 - b5;
+            g[2] = b2 + b6, g[6] = b2 - b6, g[3] = b3 + b7, g[7] = b3 - b7;
+        }
+        for (int len = 8; len < n; len *= 2)
+            for (int i = 0; i < n; i += 2 * len) {
+                float *lo = v + i, *hi = v + i + len;
+#pragma omp simd
+                for (int j = 0; j < len; j++) {
+                    const float a = lo[j], b = hi[j];
+                    lo[j] = a + b;
+                    hi[j] = a - b;
                 }
+            }
+#pragma omp simd
         for (int i = 0; i < n; i++) v[i] *= norm;
     }
 }
