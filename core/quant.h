@@ -86,8 +86,9 @@ typedef void (*qtx_tile_fn)(int64_t n, int nr, int nc, const void *w, size_t w_r
                             size_t x_row, float *y, int64_t ldy);
 /* A matrix-vector product (decoding) of q4_0 rows: y[r] = dot(weight row r, x) for r < rows,
  * given with x two floats per block b, xd[b] = d_x and cx[b] = -8 d_x sum(x_b): the products
- * of the unsigned nibbles run without the sign trick, and the -8 of every nibble becomes one
- * fma per block, cx[b] d_w. Results equal the dot products up to float rounding. */
+ * of the unsigned nibbles run without the sign trick, and the -8 of every nibble becomes the
+ * term cx[b] d_w. Contiguous xd and cx let eight blocks be scaled by one vector operation.
+ * Results equal the dot products up to float rounding. */
 typedef void (*qtx_gemv_fn)(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                             const float *xd, const float *cx, float *y);
 #define QTX_TILE_R 4 /* weight rows per tile */

@@ -570,7 +570,9 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
     const int d = first_diff(q8, q8_0_ref_bytes, sizeof q8);
     T_CHECK(d < 0, "%s quantize_row_q8_0 differs from the reference at byte %d", k->name, d);
 
-    static const int64_t ns[] = {32, 64, 96, 4096 + 32}, rowss[] = {1, 3, 17}, ms[] = {1, 2, 5};
+    /* 256 and 352: one group of eight blocks (the q4_0 gemv), alone and with a tail */
+    static const int64_t ns[] = {32, 64, 96, 256, 352, 4096 + 32}, rowss[] = {1, 3, 17},
+                         ms[] = {1, 2, 5};
     rng r = {42};
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
         for (size_t b = 0; b < sizeof rowss / sizeof rowss[0]; b++)
