@@ -169,7 +169,7 @@ __global__ static void dkv_k(float *dqkv, const float *dout, const float *qkv, c
 }
 
 static int check_shape(int B, int T, int H, int KV, int hd, char *why, size_t cap) {
-    if (B >= 1 && T >= 1 && KV >= 1 && H % KV == 0 && hd % 32 == 0 && hd >= 32 &&
+    if (B >= 1 && T >= 1 && KV >= 1 && H >= KV && H % KV == 0 && hd % 32 == 0 && hd >= 32 &&
         hd <= QTX_CUDA_ATT_MAX_HD && B <= 65535 && H <= 65535)
         return 0;
     if (why && cap)

@@ -31,7 +31,7 @@ static cuda_ctx *ctx_of(qtx_backend *be) {
 #define CU(call)                                                                                   \
     QTX_CHECK((call) == cudaSuccess, "cuda: %s", cudaGetErrorString(cudaGetLastError()))
 /* A qtx_cuda_* call, given WHY for its reason: it returns 0, or -1 and says why. */
-#define K(call)                                                                                    \
+#define CUDA_OK(call)                                                                              \
     do {                                                                                           \
         char why_[256] = "";                                                                       \
         QTX_CHECK((call) == 0, "cuda: %s", why_);                                                  \
@@ -42,6 +42,8 @@ static void *cu_alloc(qtx_backend *be, size_t bytes) {
     void *p = NULL;
     CU(cudaMalloc(&p, bytes ? bytes : 64)); /* 256-byte aligned */
     CU(cudaMemsetAsync(p, 0, bytes, ctx_of(be)->stream));
+    /* at startup only: waiting here lets any stream (NCCL's too) use it at once */
+    CU(cudaStreamSynchronize(ctx_of(be)->stream));
     return p;
 }
 static void cu_free(qtx_backend *be, void *p, size_t bytes) {
@@ -71,8 +73,8 @@ static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
     cuda_ctx *c = ctx_of(be);
-    K(qtx_cuda_gemm_f32(c->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, c->stream,
-                        WHY));
+    CUDA_OK(qtx_cuda_gemm_f32(c->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                              c->stream, WHY));
 }
 
 static void linear_fwd(qtx_backend *be, float *y, const float *x, const float *W, int64_t n,
@@ -86,15 +88,16 @@ static void linear_bwd(qtx_backend *be, float *dx, float *dW, const float *dy, c
 }
 static void rmsnorm_fwd(qtx_backend *be, float *y, float *rstd, const float *x, const float *w,
                         int64_t n, int64_t c, float eps) {
-    K(qtx_cuda_rmsnorm_fwd(y, rstd, x, w, n, c, eps, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_rmsnorm_fwd(y, rstd, x, w, n, c, eps, ctx_of(be)->stream, WHY));
 }
 static void rmsnorm_bwd(qtx_backend *be, float *dx, float *dw, const float *dy, const float *x,
                         const float *rstd, const float *w, int64_t n, int64_t c) {
-    K(qtx_cuda_rmsnorm_bwd(dx, dw, dy, x, rstd, w, n, c, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_rmsnorm_bwd(dx, dw, dy, x, rstd, w, n, c, ctx_of(be)->stream, WHY));
 }
 static void rope(qtx_backend *be, float *x, int64_t ld, int64_t n, int T, int n_heads, int hd,
                  const float *cos_t, const float *sin_t, int inverse) {
-    K(qtx_cuda_rope(x, ld, n, T, n_heads, hd, cos_t, sin_t, inverse, ctx_of(be)->stream, WHY));
+    CUDA_OK(
+        qtx_cuda_rope(x, ld, n, T, n_heads, hd, cos_t, sin_t, inverse, ctx_of(be)->stream, WHY));
 }
 static int64_t attention_scratch_floats(qtx_backend *be, int B, int T, int H) {
     (void)be;
@@ -103,31 +106,31 @@ static int64_t attention_scratch_floats(qtx_backend *be, int B, int T, int H) {
 static void attention_fwd(qtx_backend *be, float *out, float *lse, const float *qkv, int B, int T,
                           int H, int KV, int hd, float *scratch) {
     (void)scratch;
-    K(qtx_cuda_attention_fwd(out, lse, qkv, B, T, H, KV, hd, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_attention_fwd(out, lse, qkv, B, T, H, KV, hd, ctx_of(be)->stream, WHY));
 }
 static void attention_bwd(qtx_backend *be, float *dqkv, const float *dout, const float *qkv,
                           const float *out, const float *lse, int B, int T, int H, int KV, int hd,
                           float *scratch) {
-    K(qtx_cuda_attention_bwd(dqkv, dout, qkv, out, lse, scratch, B, T, H, KV, hd,
-                             ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_attention_bwd(dqkv, dout, qkv, out, lse, scratch, B, T, H, KV, hd,
+                                   ctx_of(be)->stream, WHY));
 }
 static void swiglu_fwd(qtx_backend *be, float *h, const float *gu, int64_t n, int64_t f) {
-    K(qtx_cuda_swiglu_fwd(h, gu, n, f, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_swiglu_fwd(h, gu, n, f, ctx_of(be)->stream, WHY));
 }
 static void swiglu_bwd(qtx_backend *be, float *dgu, const float *dh, const float *gu, int64_t n,
                        int64_t f) {
-    K(qtx_cuda_swiglu_bwd(dgu, dh, gu, n, f, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_swiglu_bwd(dgu, dh, gu, n, f, ctx_of(be)->stream, WHY));
 }
 static void embedding_fwd(qtx_backend *be, float *x, const float *E, const int32_t *tok, int64_t n,
                           int64_t c, int64_t v0, int64_t vl) {
-    K(qtx_cuda_embedding_fwd(x, E, tok, n, c, v0, vl, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_embedding_fwd(x, E, tok, n, c, v0, vl, ctx_of(be)->stream, WHY));
 }
 static void embedding_bwd(qtx_backend *be, float *dE, const float *dx, const int32_t *tok,
                           int64_t n, int64_t c, int64_t v0, int64_t vl) {
-    K(qtx_cuda_embedding_bwd(dE, dx, tok, n, c, v0, vl, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_embedding_bwd(dE, dx, tok, n, c, v0, vl, ctx_of(be)->stream, WHY));
 }
 static void add(qtx_backend *be, float *y, const float *x, int64_t n) {
-    K(qtx_cuda_add(y, x, n, ctx_of(be)->stream, WHY));
+    CUDA_OK(qtx_cuda_add(y, x, n, ctx_of(be)->stream, WHY));
 }
 
 /* qtx_head_xent on the device, chunk by chunk: logits by GEMM, the three cross-entropy steps
@@ -150,10 +153,10 @@ static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, c
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
         const int64_t rows = n - r0 < chunk ? n - r0 : chunk;
         sgemm(be, 0, 1, rows, vl, c, 1.0f, x + r0 * c, c, W, c, 0.0f, logits, vl);
-        K(qtx_cuda_xent_max(rmax, logits, rows, vl, cx->stream, WHY));
-        K(qtx_cuda_xent_sum(rsum, logits, rmax, targets + r0, rows, vl, v0, cx->stream, WHY));
-        K(qtx_cuda_xent_finish(loss, logits, rmax, rsum, targets + r0, rows, vl, v0, grad_scale,
-                               dx != NULL, cx->stream, WHY));
+        CUDA_OK(qtx_cuda_xent_max(rmax, logits, rows, vl, cx->stream, WHY));
+        CUDA_OK(qtx_cuda_xent_sum(rsum, logits, rmax, targets + r0, rows, vl, v0, cx->stream, WHY));
+        CUDA_OK(qtx_cuda_xent_finish(loss, logits, rmax, rsum, targets + r0, rows, vl, v0,
+                                     grad_scale, dx != NULL, cx->stream, WHY));
         cu_to_host(be, cx->host_loss, loss, (size_t)rows * sizeof(float));
         for (int64_t i = 0; i < rows; i++) total += (double)cx->host_loss[i];
         if (!dx) continue;

@@ -63,6 +63,14 @@ void qtx_cuda_gemm_free(qtx_cuda_gemm *g) {
     free(g);
 }
 
+/* The largest power of two dividing p's address, at most 256. */
+static uint32_t align_of(const void *p) {
+    const uintptr_t a = (uintptr_t)p;
+    uint32_t al = 256;
+    while (al > 1 && a % al) al /= 2;
+    return al;
+}
+
 /* The row-major GEMM for inputs of type in (bf16 or fp32), fp32 compute and output. */
 static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, int64_t M, int64_t N,
                 int64_t K, float alpha, const void *A, int64_t lda, const void *B, int64_t ldb,
@@ -88,6 +96,24 @@ static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, i
     LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                &g->ws_bytes, sizeof g->ws_bytes),
           "workspace");
+    /* The heuristic assumes 256-byte aligned operands unless told: views into the parameter
+     * buffer and row offsets into activations are often less, so say what they are (the
+     * first operand is B's storage, the second A's). */
+    {
+        const uint32_t al1 = align_of(B), al2 = align_of(A), alc = align_of(C);
+        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                   &al1, sizeof al1),
+              "alignment A");
+        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                   &al2, sizeof al2),
+              "alignment B");
+        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                   &alc, sizeof alc),
+              "alignment C");
+        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                   &alc, sizeof alc),
+              "alignment D");
+    }
     LT_OK(cublasLtMatmulAlgoGetHeuristic(g->lt, desc, lb, la, lc, lc, pref, 1, &heur, &found),
           "heuristic");
     if (!found) {
