@@ -1,7 +1,7 @@
 /* cuda_backend.c: the CUDA backend (core/cuda_backend.h): the table of backend.h over the
- * CUDA kernels. A failing call stops the process with the CUDA reason (QTX_CHECK): backend
- * operations fail only when the device does. The loss of head_xent comes back to the host
- * once per chunk (a synchronisation), as the CPU path returns it. */
+ * CUDA kernels, with fp32 or bf16-input GEMMs. A failing call stops the process with the CUDA
+ * reason (QTX_CHECK): backend operations fail only when the device does. The loss of head_xent
+ * comes back to the host once per chunk (a synchronisation), as the CPU path returns it. */
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +22,9 @@ typedef struct cuda_ctx {
     qtx_cuda_gemm *gemm;
     float *host_loss; /* per-row losses of a head chunk, on the host */
     int64_t host_loss_n;
+    int use_bf16;   /* GEMM inputs rounded to bf16 */
+    uint16_t *bf16; /* their bf16 copies */
+    size_t bf16_n;  /* elements */
 } cuda_ctx;
 
 static cuda_ctx *ctx_of(qtx_backend *be) {
@@ -68,13 +71,41 @@ static void cu_to_host(qtx_backend *be, void *host, const void *src, size_t byte
     CU(cudaStreamSynchronize(ctx_of(be)->stream));
 }
 
-/* qtx_sgemm's row-major C = alpha op(A) op(B) + beta C on the device. */
+/* A bf16 copy of the rows x cols matrix at A (row stride ld) in the context's scratch, at
+ * element offset `at`; the scratch grows (on the first step) to what the GEMMs need. */
+static const uint16_t *to_bf16(cuda_ctx *c, const float *A, int64_t rows, int64_t cols, int64_t ld,
+                               size_t at) {
+    const int64_t n = (rows - 1) * ld + cols; /* the span the GEMM reads */
+    if (at + (size_t)n > c->bf16_n) {
+        const size_t want = (at + (size_t)n) * 2; /* room for the other operand too */
+        CU(cudaStreamSynchronize(c->stream));
+        if (c->bf16) CU(cudaFree(c->bf16));
+        CU(cudaMalloc((void **)&c->bf16, want * sizeof(uint16_t)));
+        c->bf16_n = want;
+    }
+    CUDA_OK(qtx_cuda_f32_to_bf16(c->bf16 + at, A, n, c->stream, WHY));
+    return c->bf16 + at;
+}
+
+/* qtx_sgemm's row-major C = alpha op(A) op(B) + beta C on the device: fp32 throughout, or with
+ * A and B rounded to bf16 (fp32 accumulation) when the backend was made with bf16. */
 static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
     cuda_ctx *c = ctx_of(be);
-    CUDA_OK(qtx_cuda_gemm_f32(c->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                              c->stream, WHY));
+    if (!c->use_bf16) {
+        CUDA_OK(qtx_cuda_gemm_f32(c->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                                  c->stream, WHY));
+        return;
+    }
+    const int64_t ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
+    const size_t na = (size_t)((ra - 1) * lda + ca);
+    const size_t b_at = (na + 127) / 128 * 128; /* B after A, 256-byte aligned */
+    /* B first: growing the scratch for B must not lose A's copy. */
+    to_bf16(c, B, rb, cb, ldb, b_at);
+    const uint16_t *a16 = to_bf16(c, A, ra, ca, lda, 0);
+    CUDA_OK(qtx_cuda_gemm_bf16(c->gemm, ta, tb, M, N, K, alpha, a16, lda, c->bf16 + b_at, ldb, beta,
+                               C, ldc, c->stream, WHY));
 }
 
 static void linear_fwd(qtx_backend *be, float *y, const float *x, const float *W, int64_t n,
@@ -166,7 +197,7 @@ static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, c
     return total;
 }
 
-int qtx_backend_cuda_create(qtx_backend *out, int device, char *why, size_t cap) {
+int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap) {
     memset(out, 0, sizeof *out);
     if (!qtx_cuda_available(why, cap)) return -1;
     if (cudaSetDevice(device) != cudaSuccess) {
@@ -175,6 +206,7 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, char *why, size_t cap)
     }
     cuda_ctx *c = qtx_calloc(1, sizeof *c);
     c->device = device;
+    c->use_bf16 = bf16;
     if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) {
         snprintf(why, cap, "cuda: stream: %s", cudaGetErrorString(cudaGetLastError()));
         free(c);
@@ -185,7 +217,7 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, char *why, size_t cap)
         free(c);
         return -1;
     }
-    *out = (qtx_backend){.name = "cuda",
+    *out = (qtx_backend){.name = bf16 ? "cuda-bf16" : "cuda",
                          .host_memory = 0,
                          .ctx = c,
                          .alloc = cu_alloc,
@@ -217,6 +249,7 @@ void qtx_backend_cuda_free(qtx_backend *be) {
     cudaStreamSynchronize(c->stream);
     qtx_cuda_gemm_free(c->gemm);
     cudaStreamDestroy(c->stream);
+    if (c->bf16) cudaFree(c->bf16);
     free(c->host_loss);
     free(c);
     memset(be, 0, sizeof *be);

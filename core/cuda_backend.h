@@ -1,7 +1,12 @@
 /* cuda_backend.h: the CUDA backend of the model (core/backend.h, issue #7): device memory
- * from cudaMalloc, every operation on one stream of one GPU, fp32 throughout (cuBLASLt fp32
- * GEMMs, the fp32 kernels of cuda_kernels.h, cuda_attention.h and cuda_xent.h), so a model on
- * it can be held against the CPU backend within fp32 rounding. Built with QTX_CUDA only.
+ * from cudaMalloc, every operation on one stream of one GPU, the fp32 kernels of
+ * cuda_kernels.h, cuda_attention.h and cuda_xent.h, and cuBLASLt GEMMs either in fp32 (so a
+ * model on it can be held against the CPU backend within fp32 rounding) or, mixed precision,
+ * with both inputs rounded to bf16 and fp32 accumulation and output (the tensor cores' path;
+ * parameters, gradients and activations stay fp32). Built with QTX_CUDA only.
+ *
+ * bf16 today converts both GEMM operands on every call into a scratch that grows once, on
+ * the first step; keeping bf16 copies of the weights between optimizer steps is to come.
  */
 #ifndef QTX_CUDA_BACKEND_H
 #define QTX_CUDA_BACKEND_H
@@ -10,8 +15,9 @@
 
 #include "backend.h"
 
-/* A backend on GPU `device`: 0, or -1 with the reason in why (no device, no memory). */
-int qtx_backend_cuda_create(qtx_backend *out, int device, char *why, size_t cap);
+/* A backend on GPU `device`, with bf16 GEMM inputs when bf16: 0, or -1 with the reason in
+ * why (no device, no memory). */
+int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap);
 /* Frees what create made; the models on it must be destroyed first. */
 void qtx_backend_cuda_free(qtx_backend *be);
 

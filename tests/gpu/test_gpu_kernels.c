@@ -14,7 +14,7 @@
  * repeat bit for bit. A training step of a small model (GQA, untied head, odd batch shape) on
  * the CUDA backend against the CPU backend: loss within 1e-5, every gradient within 1e-4
  * (fp32 both sides; the sums run in other orders through some thousand operations), and the
- * GPU step repeats bit for bit.
+ * GPU step repeats bit for bit; the same with bf16 GEMM inputs within 3e-3 and 3e-2.
  * Exits 77 (CTest: skipped) with the reason when no CUDA device is visible.
  */
 #include <cuda_runtime.h>
@@ -359,11 +359,15 @@ static void test_xent(int64_t rows, int64_t vl, int64_t v0) {
     cudaFree(z_d), cudaFree(m_d), cudaFree(s_d), cudaFree(l_d), cudaFree(t_d);
 }
 
-/* One training step of the same model on the CPU and on the CUDA backend. */
-static void test_model_step(void) {
+/* One training step of the same model on the CPU and on the CUDA backend. In fp32 only the
+ * order of sums differs: loss within 1e-5, gradients within 1e-4. With bf16 GEMM inputs each
+ * operand keeps 8 significant bits (rounding ~0.2% relative) through ~15 GEMMs a step: loss
+ * within 3e-3, gradients within 3e-2. */
+static void test_model_step(int bf16) {
     char why[256] = "";
     qtx_backend cu;
-    T_CHECK(!qtx_backend_cuda_create(&cu, 0, why, sizeof why), "%s", why);
+    T_CHECK(!qtx_backend_cuda_create(&cu, 0, bf16, why, sizeof why), "%s", why);
+    const double tol_loss = bf16 ? 3e-3 : 1e-5, tol_grad = bf16 ? 3e-2 : 1e-4;
     qtx_model_config cfg = {.vocab_size = 300,
                             .dim = 128,
                             .n_layers = 2,
@@ -391,12 +395,12 @@ static void test_model_step(void) {
     qtx_model_zero_grads(&mg);
     const double lc = qtx_model_train_step(&mc, tok, 1.0f / (B * T));
     const double lg = qtx_model_train_step(&mg, tok, 1.0f / (B * T));
-    T_CHECK(fabs(lc - lg) <= 1e-5 * fabs(lc), "model step loss: GPU %.9g vs CPU %.9g", lg, lc);
+    T_CHECK(fabs(lc - lg) <= tol_loss * fabs(lc), "%s model step loss: GPU %.9g vs CPU %.9g",
+            cu.name, lg, lc);
     cu.to_host(&cu, g, mg.grads, (size_t)nf * sizeof(float));
     const double e = qtx_rel_err(g, mc.grads, (long)nf);
-    T_CHECK(e <= 1e-4, "model step gradients: rel err %.3g vs the CPU backend", e);
-    printf("  %-28s loss %.9g vs %.9g, gradients rel err %.2g\n", "model step (CUDA backend)", lg,
-           lc, e);
+    T_CHECK(e <= tol_grad, "%s model step gradients: rel err %.3g vs the CPU backend", cu.name, e);
+    printf("  %-28s loss %.9g vs %.9g, gradients rel err %.2g\n", cu.name, lg, lc, e);
     qtx_model_zero_grads(&mg);
     T_CHECK(qtx_model_train_step(&mg, tok, 1.0f / (B * T)) == lg, "GPU step loss repeats");
     cu.to_host(&cu, g2, mg.grads, (size_t)nf * sizeof(float));
@@ -442,7 +446,8 @@ int main(void) {
     test_xent(37, 1000, 0);
     test_xent(64, 4099, 100);
     printf("model (a training step on the CUDA backend)\n");
-    test_model_step();
+    test_model_step(0);
+    test_model_step(1);
     printf("gemm (cuBLASLt, bf16 in, fp32 accumulate)\n");
     qtx_cuda_gemm *g = NULL;
     T_CHECK(!qtx_cuda_gemm_create(&g, (size_t)32 << 20, why, sizeof why), "%s", why);
