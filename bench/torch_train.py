@@ -22,6 +22,10 @@ PyTorch's CPU performance guide recommends; this file does the in-process part:
     torch_env.sh).
 Data: uniform random tokens, or --tokens FILE (raw uint16 or int32 ids, see --token-dtype)
 read sequentially.
+
+On a GPU (--device cuda, the baseline of issue #7): attention by
+F.scaled_dot_product_attention (is_causal: the flash kernel), bf16 autocast with --bf16,
+torch.compile with --compile, AdamW(fused=True); the loss's .item() each step synchronises.
 """
 import argparse
 import json
@@ -56,6 +60,7 @@ class Block(nn.Module):
         self.gate_up = nn.Linear(C, 2 * Fd, bias=False)
         self.ffn_down = nn.Linear(Fd, C, bias=False)
         self.norm, self.act = norm
+        self.sdpa = a.device == "cuda"
 
     def forward(self, x, rope, mask):
         B, T, C = x.shape
@@ -71,10 +76,13 @@ class Block(nn.Module):
         if KV != H:                       # query head h reads kv head h // (H / KV)
             k = k.repeat_interleave(H // KV, dim=1)
             v = v.repeat_interleave(H // KV, dim=1)
-        att = torch.baddbmm(mask, q.reshape(B * H, T, hd), k.reshape(B * H, T, hd).transpose(1, 2),
-                            alpha=1.0 / math.sqrt(hd))
-        y = torch.bmm(att.softmax(-1), v.reshape(B * H, T, hd))
-        y = y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, H * hd)
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, is_causal=True)
+        else:
+            att = torch.baddbmm(mask, q.reshape(B * H, T, hd),
+                                k.reshape(B * H, T, hd).transpose(1, 2), alpha=1.0 / math.sqrt(hd))
+            y = torch.bmm(att.softmax(-1), v.reshape(B * H, T, hd)).view(B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, H * hd)
         x = x + self.attn_output(y)
         h = self.norm(x, self.ffn_norm, self.eps)
         return x + self.ffn_down(self.act(self.gate_up(h)))
@@ -135,6 +143,10 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--jit", action="store_true", help="torch.jit.script RMSNorm and SwiGLU")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (cuda)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="for MFU (cuda)")
     a = ap.parse_args()
     a.n_kv_heads = a.n_kv_heads or a.n_heads
     if a.dim % a.n_heads or a.n_heads % a.n_kv_heads or (a.dim // a.n_heads) % 2:
@@ -144,12 +156,14 @@ def main():
     torch.set_num_interop_threads(1)
     torch.manual_seed(a.seed)
     norm = (torch.jit.script(rmsnorm), torch.jit.script(swiglu)) if a.jit else (rmsnorm, swiglu)
-    model = Llama(a, norm)
+    model = Llama(a, norm).to(a.device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
+    fused = {"fused": True} if a.device == "cuda" else {"foreach": True}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                              {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, foreach=True)
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, **fused)
+    step_model = torch.compile(model) if a.compile else model
     total = a.warmup_steps + a.steps
     n_tok = a.batch * (a.seq + 1)
     if a.tokens:
@@ -167,7 +181,7 @@ def main():
             t = data[off:off + n_tok].view(a.batch, a.seq + 1)
         else:
             t = torch.randint(0, a.vocab, (a.batch, a.seq + 1))
-        return t[:, :-1], t[:, 1:]
+        return t[:, :-1].to(a.device), t[:, 1:].to(a.device)
 
     times, losses = [], []
     for s in range(total):
@@ -176,7 +190,8 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(s, a.lr, a.lr / 10, max(1, total // 10), total)
         opt.zero_grad(set_to_none=True)
-        loss = model(x, y)
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.bf16):
+            loss = step_model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -187,7 +202,12 @@ def main():
     times.sort()
     med = times[len(times) // 2]
     n_params = sum(p.numel() for p in model.parameters())
+    n_flop = n_params - (0 if a.tied else a.vocab * a.dim)  # as qtx_model_flops_per_token
+    flops_tok = 6.0 * n_flop + 12.0 * a.n_layers * a.seq * a.dim
     print(json.dumps({
+        "mfu": (round(a.batch * a.seq / med * flops_tok / (a.peak_tflops * 1e12), 4)
+                if a.device == "cuda" else None),
+        "device": a.device, "bf16": a.bf16, "compile": a.compile,
         "tokens_per_s": round(a.batch * a.seq / med, 1),
         "step_ms": round(med * 1e3, 2),
         "threads": a.threads,

@@ -243,6 +243,10 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, s
     return 0;
 }
 
+void *qtx_backend_cuda_stream(const qtx_backend *be) {
+    return ((const cuda_ctx *)be->ctx)->stream;
+}
+
 void qtx_backend_cuda_free(qtx_backend *be) {
     cuda_ctx *c = be->ctx;
     if (!c) return;

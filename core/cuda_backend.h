@@ -18,6 +18,9 @@
 /* A backend on GPU `device`, with bf16 GEMM inputs when bf16: 0, or -1 with the reason in
  * why (no device, no memory). */
 int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap);
+/* The cudaStream_t its operations run on: other work on its buffers (the optimizer) goes
+ * there too, or waits for it. */
+void *qtx_backend_cuda_stream(const qtx_backend *be);
 /* Frees what create made; the models on it must be destroyed first. */
 void qtx_backend_cuda_free(qtx_backend *be);
 

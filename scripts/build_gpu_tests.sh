@@ -6,6 +6,8 @@
 # reference sgemm in place of oneDNN's (tests/gpu/sgemm_ref.c).
 #   scripts/build_gpu_tests.sh [OUT_DIR]        (default build-gpu; ARCH default 90)
 # then: (cd SOURCE_ROOT && OUT_DIR/test_gpu_kernels)    exit 0 pass, 1 fail, 77 no GPU
+# It also builds OUT_DIR/bench_cuda_step (bench/bench_cuda_step.c); scripts/gpu_check.sh runs
+# both.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 out=$(mkdir -p "${1:-$src/build-gpu}" && cd "${1:-$src/build-gpu}" && pwd)
@@ -15,22 +17,28 @@ inc=(-I"$src/core" -I"$src/optim" -I"$src/tests/unit")
 common=(-O2 -std=c++17 -gencode "arch=compute_$arch,code=sm_$arch" -Xcompiler -fopenmp)
 # C sources go through nvcc's host compiler as C (-x c); the .cu files as CUDA.
 cflags=(-O2 -std=c17 -D_GNU_SOURCE -fopenmp)
+cc() { # cc SOURCE.c: its object in $out
+  "$NVCC" -x c -ccbin "${CC:-gcc}" "${inc[@]}" -Xcompiler "$(IFS=,; echo "${cflags[*]}")" \
+    -c "$src/$1" -o "$out/$(basename "${1%.c}").o"
+}
 objs=()
 for f in core/norm_rope_swiglu.c core/attention.c core/head_xent.c core/model.c core/params.c \
          core/model_config.c core/rng.c core/linear.c core/backend_cpu.c core/cuda_backend.c \
-         core/check.c core/quant.c core/quant_generic.c core/quant_avx2.c \
-         core/quant_avx512.c core/quant_neon.c optim/adamw.c tests/unit/testutil.c \
-         tests/gpu/sgemm_ref.c tests/gpu/test_gpu_kernels.c; do
-  o="$out/$(basename "${f%.c}").o"
-  "$NVCC" -x c -ccbin "${CC:-gcc}" "${inc[@]}" -Xcompiler "$(IFS=,; echo "${cflags[*]}")" \
-    -c "$src/$f" -o "$o"
-  objs+=("$o")
+         core/check.c core/sys.c core/quant.c core/quant_generic.c core/quant_avx2.c \
+         core/quant_avx512.c core/quant_neon.c optim/adamw.c tests/gpu/sgemm_ref.c; do
+  cc "$f"
+  objs+=("$out/$(basename "${f%.c}").o")
 done
+cc tests/unit/testutil.c
+cc tests/gpu/test_gpu_kernels.c
+cc bench/bench_cuda_step.c
 for f in core/cuda_kernels.cu core/cuda_gemm.cu core/cuda_quant.cu core/cuda_attention.cu \
          core/cuda_xent.cu; do
   o="$out/$(basename "${f%.cu}").o"
   "$NVCC" "${common[@]}" "${inc[@]}" -c "$src/$f" -o "$o"
   objs+=("$o")
 done
-"$NVCC" "${common[@]}" "${objs[@]}" -lcublasLt -lm -o "$out/test_gpu_kernels"
-echo "built $out/test_gpu_kernels (sm_$arch); run it from $src"
+"$NVCC" "${common[@]}" "${objs[@]}" "$out/testutil.o" "$out/test_gpu_kernels.o" -lcublasLt -lm \
+  -o "$out/test_gpu_kernels"
+"$NVCC" "${common[@]}" "${objs[@]}" "$out/bench_cuda_step.o" -lcublasLt -lm -o "$out/bench_cuda_step"
+echo "built $out/test_gpu_kernels and $out/bench_cuda_step (sm_$arch); run them from $src"
