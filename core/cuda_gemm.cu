@@ -100,19 +100,13 @@ static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, i
      * buffer and row offsets into activations are often less, so say what they are (the
      * first operand is B's storage, the second A's). */
     {
-        const uint32_t al1 = align_of(B), al2 = align_of(A), alc = align_of(C);
-        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                   &al1, sizeof al1),
-              "alignment A");
-        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                   &al2, sizeof al2),
-              "alignment B");
-        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                   &alc, sizeof alc),
-              "alignment C");
-        LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                   &alc, sizeof alc),
-              "alignment D");
+        const uint32_t al[4] = {align_of(B), align_of(A), align_of(C), align_of(C)};
+        const cublasLtMatmulPreferenceAttributes_t attr[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int k = 0; k < 4; k++)
+            LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, attr[k], &al[k], sizeof al[k]),
+                  "alignment");
     }
     LT_OK(cublasLtMatmulAlgoGetHeuristic(g->lt, desc, lb, la, lc, lc, pref, 1, &heur, &found),
           "heuristic");
