@@ -120,7 +120,7 @@ void qtx_model_create_ex(qtx_model *m, const qtx_model_config *cfg, const qtx_sh
     m->arena = m->be.alloc(&m->be, m->arena_bytes);
     cv = (carver){(char *)m->arena, 0};
     carve_all(m, &cv);
-    m->host_tok = qtx_malloc(2 * (size_t)N * sizeof(int32_t));
+    if (!m->be.host_memory) m->host_tok = qtx_malloc(2 * (size_t)N * sizeof(int32_t));
     const dims d = model_dims(m);
     const size_t tab = (size_t)o->T * (size_t)(d.hd / 2) * sizeof(float);
     float *cs = qtx_malloc(2 * tab); /* tables made on the host, then moved to the backend */
@@ -178,14 +178,17 @@ int qtx_model_check_tokens(const qtx_model *m, const int32_t *tokens, int64_t n,
     return QTX_OK;
 }
 
+/* Inputs and targets of slot sl; a device backend gets them through host staging. */
 static void split_batch(qtx_model *m, qtx_slot *sl, const int32_t *tokens) {
     const int T = m->T;
     const int64_t N = (int64_t)m->B * T;
-    int32_t *in = m->host_tok, *tg = m->host_tok + N;
+    int32_t *in = m->host_tok ? m->host_tok : sl->inputs;
+    int32_t *tg = m->host_tok ? m->host_tok + N : sl->targets;
     for (int b = 0; b < m->B; b++) {
         memcpy(in + (int64_t)b * T, tokens + (int64_t)b * (T + 1), (size_t)T * sizeof(int32_t));
         memcpy(tg + (int64_t)b * T, tokens + (int64_t)b * (T + 1) + 1, (size_t)T * sizeof(int32_t));
     }
+    if (!m->host_tok) return;
     m->be.to_device(&m->be, sl->inputs, in, (size_t)N * sizeof(int32_t));
     m->be.to_device(&m->be, sl->targets, tg, (size_t)N * sizeof(int32_t));
 }

@@ -85,7 +85,7 @@ typedef struct qtx_model {
     int64_t head_chunk;
     float *attn_scratch; /* what be.attention_scratch_floats asks */
     float *rope_cos, *rope_sin;
-    int32_t *host_tok; /* [2 N] host staging of a batch's inputs and targets */
+    int32_t *host_tok; /* [2 N] host staging of a batch's tokens (device backends; else NULL) */
 } qtx_model;
 
 /* Sizes and allocates everything; weights are zero until qtx_model_init_weights or a load. */

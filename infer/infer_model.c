@@ -247,14 +247,8 @@ int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_
     }
     m->qscratch = qtx_malloc(qs > 0 ? qs : 1);
     qtx_log_info("KV cache: %lld tokens, %.1f KiB per token (%s keys, %s values), %.1f MB",
-                 (long long)ctx, qtx_kv_bytes_per_token(m->kv) / 1024.0,
-                 k_type == QTX_KV_F32  ? "f32"
-                 : k_type == QTX_KV_Q8 ? "q8"
-                                       : "q4",
-                 v_type == QTX_KV_F32  ? "f32"
-                 : v_type == QTX_KV_Q8 ? "q8"
-                                       : "q4",
-                 (double)qtx_kv_bytes(m->kv) / 1e6);
+                 (long long)ctx, qtx_kv_bytes_per_token(m->kv) / 1024.0, qtx_kv_type_name(k_type),
+                 qtx_kv_type_name(v_type), (double)qtx_kv_bytes(m->kv) / 1e6);
     return QTX_OK;
 }
 

@@ -96,8 +96,8 @@ static uint8_t *v_rows(const qtx_kv_cache *c, int32_t p, int layer, int h) {
     return c->pool + c->v_off + r * c->v_row;
 }
 
-static const char *type_name(qtx_kv_type t) {
-    return t == QTX_KV_F32 ? "f32" : t == QTX_KV_Q8 ? "q8" : t == QTX_KV_Q4 ? "q4" : "?";
+const char *qtx_kv_type_name(qtx_kv_type t) {
+    return t == QTX_KV_F32 ? "f32" : t == QTX_KV_Q8 ? "q8" : t == QTX_KV_Q4 ? "q4" : NULL;
 }
 
 /* Bytes of one (token, kv head) row of hd values. */
@@ -120,7 +120,7 @@ static int check_type(qtx_kv_type t, const char *side, int hd, qtx_err *e) {
         return qtx_fail(e, QTX_ERR_INPUT,
                         "kv cache: %s type %s needs head_dim a multiple of %d, this model has "
                         "head_dim %d; use f32 for the %s",
-                        side, type_name(t), QTX_QK, hd, side);
+                        side, qtx_kv_type_name(t), QTX_QK, hd, side);
     return QTX_OK;
 }
 

@@ -40,6 +40,10 @@
 #include "check.h"
 
 typedef enum qtx_kv_type { QTX_KV_F32, QTX_KV_Q8, QTX_KV_Q4 } qtx_kv_type;
+#define QTX_KV_N_TYPES 3
+
+/* "f32", "q8" or "q4"; NULL for anything else. */
+const char *qtx_kv_type_name(qtx_kv_type t);
 
 #define QTX_KV_BLOCK_TOKENS 16 /* tokens per physical block when block_tokens is 0 */
 

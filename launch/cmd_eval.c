@@ -132,8 +132,8 @@ int qtx_cmd_eval(int argc, char **argv) {
                          m.cos_min, m.cos_sum / (double)(m.cos_n ? m.cos_n : 1),
                          (long long)m.cos_n);
         qtx_log_info("%lld windows of %d tokens in %.1f s (%s weights, %s keys, %s values)", n_win,
-                     T, qtx_now_s() - t0, qtx_qtype_get(m.main_type)->name, qtx_kv_type_name(kv_k),
-                     qtx_kv_type_name(kv_v));
+                     T, qtx_now_s() - t0, qtx_qtype_get(m.main_type)->name,
+                     qtx_kv_type_name((qtx_kv_type)kv_k), qtx_kv_type_name((qtx_kv_type)kv_v));
     }
 out:
     free(win);

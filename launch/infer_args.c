@@ -21,10 +21,10 @@ int qtx_open_model(qtx_infer_model *m, const char *path, int use_mmap, qtx_err *
 }
 
 static int kv_type(const char *s, size_t n) {
-    static const char *const names[] = {
-        [QTX_KV_F32] = "f32", [QTX_KV_Q8] = "q8", [QTX_KV_Q4] = "q4"};
-    for (int t = 0; t < (int)(sizeof names / sizeof *names); t++)
-        if (strlen(names[t]) == n && !strncmp(s, names[t], n)) return t;
+    for (int t = 0; t < QTX_KV_N_TYPES; t++) {
+        const char *name = qtx_kv_type_name((qtx_kv_type)t);
+        if (strlen(name) == n && !strncmp(s, name, n)) return t;
+    }
     return -1;
 }
 
@@ -36,8 +36,4 @@ int qtx_parse_kv_types(const char *s, int *k, int *v) {
     *k = a;
     *v = b;
     return 0;
-}
-
-const char *qtx_kv_type_name(int t) {
-    return t == QTX_KV_F32 ? "f32" : t == QTX_KV_Q8 ? "q8" : t == QTX_KV_Q4 ? "q4" : "?";
 }

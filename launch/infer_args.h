@@ -13,7 +13,5 @@ int qtx_open_model(qtx_infer_model *m, const char *path, int use_mmap, qtx_err *
 /* --kv-quant's value: "T" for keys and values, or "K,V", each f32, q8 or q4. Returns 0, or -1
  * (k and v untouched) for anything else. */
 int qtx_parse_kv_types(const char *s, int *k, int *v);
-/* "f32", "q8" or "q4" for a type qtx_parse_kv_types gives. */
-const char *qtx_kv_type_name(int t);
 
 #endif
