@@ -475,8 +475,12 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
             xf[n / QTX_QK + b] = -8.0f * (float)sum * xf[b];
         }
     }
-    /* One loop over the tasks of all the weights: one fork and join for the whole group. */
-#pragma omp parallel for schedule(static) if (work >= 65536)
+    /* One loop over the tasks of all the weights: one fork and join for the whole group.
+     * Guided: each thread takes a long run of rows first (one stream for the prefetchers),
+     * then ever shorter ones, so a slower core (a busy hyperthread, a VM's shared vCPU) no
+     * longer leaves the others waiting at the join. Each row's result is the same on any
+     * thread. */
+#pragma omp parallel for schedule(guided, 2) if (work >= 65536)
     for (int64_t t = 0; t < n_tasks; t++) {
         int i = 0;
         while (t >= parts[i].task0 + parts[i].n_tasks) i++;

@@ -35,9 +35,13 @@ static int by_prob_desc(const void *a, const void *b, void *probs) {
 
 int32_t qtx_sample(qtx_sampler *s, const float *logits) {
     const int64_t V = s->vocab;
+    /* The first index of the largest logit; the maximum first, as a vector reduction. */
+    float top = -INFINITY; /* NaNs never compare greater: skipped */
+#pragma omp simd reduction(max : top)
+    for (int64_t i = 0; i < V; i++) top = logits[i] > top ? logits[i] : top;
     int32_t best = 0;
-    for (int64_t i = 1; i < V; i++)
-        if (logits[i] > logits[best]) best = (int32_t)i;
+    while (best < V && !(logits[best] == top)) best++;
+    if (best == V) best = 0; /* every logit NaN */
     if (s->temp <= 0.0f) return best;
     /* softmax(logits / temp) */
     double sum = 0.0;
