@@ -51,12 +51,59 @@ static int writes_tensor(const qtx_grid *g, const qtx_tensor_desc *t) {
     return 1;
 }
 
+/* The state a checkpoint holds, as host pointers: the engine's own buffers on a host-memory
+ * backend, else host copies of them (made when a checkpoint is saved or loaded, never in the
+ * step loop). */
+typedef struct host_state {
+    float *params, *m, *v;
+    size_t pbytes, sbytes;
+    int copied;
+} host_state;
+
+static void host_state_open(qtx_engine *eng, host_state *h, int fetch) {
+    qtx_model *md = &eng->model;
+    const qtx_zero *z = &eng->zero;
+    memset(h, 0, sizeof *h);
+    h->pbytes = (size_t)md->layout.n_floats * sizeof(float);
+    h->sbytes = (size_t)(z->shard_floats > 0 ? z->shard_floats : 1) * sizeof(float);
+    if (md->be.host_memory) {
+        h->params = md->params;
+        h->m = z->m;
+        h->v = z->v;
+        return;
+    }
+    h->copied = 1;
+    h->params = qtx_alloc_big(h->pbytes);
+    h->m = qtx_alloc_big(h->sbytes);
+    h->v = qtx_alloc_big(h->sbytes);
+    if (!fetch) return;
+    md->be.to_host(&md->be, h->params, md->params, h->pbytes);
+    md->be.to_host(&md->be, h->m, z->m, h->sbytes);
+    md->be.to_host(&md->be, h->v, z->v, h->sbytes);
+}
+
+/* Frees the copies; push: first moves them to the backend (after a successful load). */
+static void host_state_close(qtx_engine *eng, host_state *h, int push) {
+    if (!h->copied) return;
+    qtx_model *md = &eng->model;
+    if (push) {
+        md->be.to_device(&md->be, md->params, h->params, h->pbytes);
+        md->be.to_device(&md->be, eng->zero.m, h->m, h->sbytes);
+        md->be.to_device(&md->be, eng->zero.v, h->v, h->sbytes);
+    }
+    qtx_free_big(h->params, h->pbytes);
+    qtx_free_big(h->m, h->sbytes);
+    qtx_free_big(h->v, h->sbytes);
+}
+
 static int write_rank(qtx_engine *eng, const char *tmp, int64_t *bytes, qtx_err *e) {
     const qtx_zero *z = &eng->zero;
     const qtx_param_layout *l = &eng->model.layout;
     qtx_ckpt_writer *w;
     int rc = qtx_ckpt_writer_open(&w, tmp, eng->g->rank, e);
     if (rc) return rc;
+    host_state h;
+    host_state_open(eng, &h, 1);
     for (int i = 0; i < z->n_buckets && !rc; i++) {
         const qtx_bucket *b = &z->b[i];
         int64_t plo, phi;
@@ -68,14 +115,15 @@ static int write_rank(qtx_engine *eng, const char *tmp, int64_t *bytes, qtx_err 
             if (lo >= hi || !writes_tensor(eng->g, t)) continue;
             const int64_t pos = b->shard_pos + (lo - b->own_begin);
             qtx_ckpt_piece p = piece_of(t, "param", lo, hi);
-            rc = qtx_ckpt_write_piece(w, &p, eng->model.params + lo, e);
+            rc = qtx_ckpt_write_piece(w, &p, h.params + lo, e);
             p = piece_of(t, "adam_m", lo, hi);
-            if (!rc) rc = qtx_ckpt_write_piece(w, &p, z->m + pos, e);
+            if (!rc) rc = qtx_ckpt_write_piece(w, &p, h.m + pos, e);
             p = piece_of(t, "adam_v", lo, hi);
-            if (!rc) rc = qtx_ckpt_write_piece(w, &p, z->v + pos, e);
+            if (!rc) rc = qtx_ckpt_write_piece(w, &p, h.v + pos, e);
             *bytes += 3 * (hi - lo) * (int64_t)sizeof(float);
         }
     }
+    host_state_close(eng, &h, 0);
     int crc = qtx_ckpt_writer_close(w, e);
     return rc ? rc : crc;
 }
@@ -283,12 +331,14 @@ static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, int64_t *bytes, qtx_er
     qtx_zero *z = &eng->zero;
     const qtx_param_layout *l = &eng->model.layout;
     int rc = QTX_OK;
+    host_state h; /* every element is read below: nothing to fetch first */
+    host_state_open(eng, &h, 0);
     for (int i = 0; i < l->n_tensors && !rc; i++) {
         const qtx_tensor_desc *t = &l->tensors[i];
         int64_t block[4];
         tp_block(t, block);
-        rc = qtx_ckpt_read(r, "param", t->name, t->shape, block, 0, t->numel,
-                           eng->model.params + t->offset, e);
+        rc = qtx_ckpt_read(r, "param", t->name, t->shape, block, 0, t->numel, h.params + t->offset,
+                           e);
         *bytes += t->numel * (int64_t)sizeof(float);
     }
     for (int i = 0; i < z->n_buckets && !rc; i++) {
@@ -303,13 +353,14 @@ static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, int64_t *bytes, qtx_er
             tp_block(t, block);
             const int64_t pos = b->shard_pos + (lo - b->own_begin);
             rc = qtx_ckpt_read(r, "adam_m", t->name, t->shape, block, lo - t->offset,
-                               hi - t->offset, z->m + pos, e);
+                               hi - t->offset, h.m + pos, e);
             if (!rc)
                 rc = qtx_ckpt_read(r, "adam_v", t->name, t->shape, block, lo - t->offset,
-                                   hi - t->offset, z->v + pos, e);
+                                   hi - t->offset, h.v + pos, e);
             *bytes += 2 * (hi - lo) * (int64_t)sizeof(float);
         }
     }
+    host_state_close(eng, &h, rc == QTX_OK);
     return rc;
 }
 

@@ -65,10 +65,22 @@ struct qtx_backend {
                         const int32_t *targets, int64_t n, int64_t c, int64_t vl, int64_t v0,
                         float grad_scale, float *logits_scratch, int64_t chunk,
                         const qtx_tp_ops *tp);
+
+    /* The optimizer's operations on the backend's memory (kernels.h). sum_squares returns to
+     * the host: a synchronisation on a device. */
+    void (*adamw)(qtx_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                  const qtx_adamw_step *s);
+    double (*sum_squares)(qtx_backend *be, const float *x, int64_t n);
 };
 
 /* The CPU backend: kernels.h on host memory, the attention kernels on at most n_threads
  * OpenMP threads. A value: copy it into the model, nothing to free. */
 qtx_backend qtx_backend_cpu(int n_threads);
+
+/* The CPU backend that says its memory is not host memory ("staged"): the same kernels and
+ * bits, but the layers above must move every parameter, moment and batch through alloc,
+ * to_device and to_host, exactly as they do for a GPU. It runs the device code path of the
+ * trainer, ZeRO and checkpoints on machines without a GPU (device.type: staged). */
+qtx_backend qtx_backend_cpu_staged(int n_threads);
 
 #endif

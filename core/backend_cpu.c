@@ -94,6 +94,16 @@ static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, c
                          tp);
 }
 
+static void adamw(qtx_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                  const qtx_adamw_step *s) {
+    (void)be;
+    qtx_adamw_apply(p, g, m, v, n, s);
+}
+static double sum_squares(qtx_backend *be, const float *x, int64_t n) {
+    (void)be;
+    return qtx_sum_squares(x, n);
+}
+
 qtx_backend qtx_backend_cpu(int n_threads) {
     return (qtx_backend){.name = "cpu",
                          .host_memory = 1,
@@ -117,5 +127,14 @@ qtx_backend qtx_backend_cpu(int n_threads) {
                          .embedding_fwd = embedding_fwd,
                          .embedding_bwd = embedding_bwd,
                          .add = add,
-                         .head_xent = head_xent};
+                         .head_xent = head_xent,
+                         .adamw = adamw,
+                         .sum_squares = sum_squares};
+}
+
+qtx_backend qtx_backend_cpu_staged(int n_threads) {
+    qtx_backend be = qtx_backend_cpu(n_threads);
+    be.name = "staged";
+    be.host_memory = 0;
+    return be;
 }

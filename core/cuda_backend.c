@@ -22,9 +22,10 @@ typedef struct cuda_ctx {
     qtx_cuda_gemm *gemm;
     float *host_loss; /* per-row losses of a head chunk, on the host */
     int64_t host_loss_n;
-    int use_bf16;   /* GEMM inputs rounded to bf16 */
-    uint16_t *bf16; /* their bf16 copies */
-    size_t bf16_n;  /* elements */
+    int use_bf16;                   /* GEMM inputs rounded to bf16 */
+    uint16_t *bf16;                 /* their bf16 copies */
+    size_t bf16_n;                  /* elements */
+    double *sumsq_dev, *sumsq_host; /* QTX_CUDA_SUMSQ_PARTS partial sums of squares */
 } cuda_ctx;
 
 static cuda_ctx *ctx_of(qtx_backend *be) {
@@ -197,6 +198,30 @@ static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, c
     return total;
 }
 
+static void adamw(qtx_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                  const qtx_adamw_step *s) {
+    const float k[7] = {s->beta1,        s->beta2, s->eps,       s->step,
+                        s->inv_sqrt_bc2, s->decay, s->grad_scale};
+    CUDA_OK(qtx_cuda_adamw_apply(p, g, m, v, n, k, ctx_of(be)->stream, WHY));
+}
+
+/* Partial sums on the device, summed in order here: the same bits on every call. */
+static double sum_squares(qtx_backend *be, const float *x, int64_t n) {
+    cuda_ctx *c = ctx_of(be);
+    CUDA_OK(qtx_cuda_sum_squares_parts(c->sumsq_dev, x, n, c->stream, WHY));
+    cu_to_host(be, c->sumsq_host, c->sumsq_dev, QTX_CUDA_SUMSQ_PARTS * sizeof(double));
+    double total = 0.0;
+    for (int i = 0; i < QTX_CUDA_SUMSQ_PARTS; i++) total += c->sumsq_host[i];
+    return total;
+}
+
+int qtx_cuda_device_count(char *why, size_t cap) {
+    if (!qtx_cuda_available(why, cap)) return 0;
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    return n;
+}
+
 int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap) {
     memset(out, 0, sizeof *out);
     if (!qtx_cuda_available(why, cap)) return -1;
@@ -217,6 +242,14 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, s
         free(c);
         return -1;
     }
+    if (cudaMalloc((void **)&c->sumsq_dev, QTX_CUDA_SUMSQ_PARTS * sizeof(double)) != cudaSuccess) {
+        snprintf(why, cap, "cuda: device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
+        qtx_cuda_gemm_free(c->gemm);
+        cudaStreamDestroy(c->stream);
+        free(c);
+        return -1;
+    }
+    c->sumsq_host = qtx_malloc(QTX_CUDA_SUMSQ_PARTS * sizeof(double));
     *out = (qtx_backend){.name = bf16 ? "cuda-bf16" : "cuda",
                          .host_memory = 0,
                          .ctx = c,
@@ -239,7 +272,9 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, s
                          .embedding_fwd = embedding_fwd,
                          .embedding_bwd = embedding_bwd,
                          .add = add,
-                         .head_xent = head_xent};
+                         .head_xent = head_xent,
+                         .adamw = adamw,
+                         .sum_squares = sum_squares};
     return 0;
 }
 
@@ -254,6 +289,8 @@ void qtx_backend_cuda_free(qtx_backend *be) {
     qtx_cuda_gemm_free(c->gemm);
     cudaStreamDestroy(c->stream);
     if (c->bf16) cudaFree(c->bf16);
+    cudaFree(c->sumsq_dev);
+    free(c->sumsq_host);
     free(c->host_loss);
     free(c);
     memset(be, 0, sizeof *be);

@@ -15,6 +15,9 @@
 
 #include "backend.h"
 
+/* GPUs visible to this process: 0 with the reason in why when none (no driver, no device). */
+int qtx_cuda_device_count(char *why, size_t cap);
+
 /* A backend on GPU `device`, with bf16 GEMM inputs when bf16: 0, or -1 with the reason in
  * why (no device, no memory). */
 int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap);

@@ -8,17 +8,67 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cuda_gemm.h"
 #include "cuda_launch.h"
 
+/* cuBLASLt is opened when a GEMM context is made, not linked: mapping its several hundred MB
+ * at every start cost each `qtx` command 0.6 s (measured here), though only GPU runs use it.
+ * The functions it needs, by name, typed from the header. */
+// clang-format off
+#define LT_FUNCS(X)                                                                                \
+    X(cublasLtCreate)                                                                              \
+    X(cublasLtDestroy)                                                                             \
+    X(cublasLtMatmul)                                                                              \
+    X(cublasLtMatmulAlgoGetHeuristic)                                                              \
+    X(cublasLtMatmulDescCreate)                                                                    \
+    X(cublasLtMatmulDescDestroy)                                                                   \
+    X(cublasLtMatmulDescSetAttribute)                                                              \
+    X(cublasLtMatmulPreferenceCreate)                                                              \
+    X(cublasLtMatmulPreferenceDestroy)                                                             \
+    X(cublasLtMatmulPreferenceSetAttribute)                                                        \
+    X(cublasLtMatrixLayoutCreate)                                                                  \
+    X(cublasLtMatrixLayoutDestroy)
+// clang-format on
+
+typedef struct lt_api {
+#define LT_MEMBER(f) decltype(&::f) f;
+    LT_FUNCS(LT_MEMBER)
+#undef LT_MEMBER
+} lt_api;
+
 struct qtx_cuda_gemm {
+    void *lib; /* the dlopen handle of libcublasLt */
+    lt_api api;
     cublasLtHandle_t lt;
     void *ws;
     size_t ws_bytes;
 };
+
+/* Opens libcublasLt.so.MAJOR of the toolkit built against and resolves every function. */
+static int open_lt(qtx_cuda_gemm *g, char *why, size_t cap) {
+    char name[64];
+    snprintf(name, sizeof name, "libcublasLt.so.%d", CUBLAS_VER_MAJOR);
+    g->lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!g->lib) {
+        if (why && cap) snprintf(why, cap, "cannot open %s: %s", name, dlerror());
+        return -1;
+    }
+#define LT_LOAD(f)                                                                                 \
+    g->api.f = (decltype(&::f))dlsym(g->lib, #f);                                                  \
+    if (!g->api.f) {                                                                               \
+        if (why && cap) snprintf(why, cap, "%s lacks %s", name, #f);                               \
+        dlclose(g->lib);                                                                           \
+        g->lib = NULL;                                                                             \
+        return -1;                                                                                 \
+    }
+    LT_FUNCS(LT_LOAD)
+#undef LT_LOAD
+    return 0;
+}
 
 #define LT_OK(call, what)                                                                          \
     do {                                                                                           \
@@ -39,15 +89,21 @@ int qtx_cuda_gemm_create(qtx_cuda_gemm **out, size_t workspace_bytes, char *why,
         if (why && cap) snprintf(why, cap, "out of memory");
         return -1;
     }
-    if (cublasLtCreate(&g->lt) != CUBLAS_STATUS_SUCCESS) {
+    if (open_lt(g, why, cap)) {
+        free(g);
+        return -1;
+    }
+    if (g->api.cublasLtCreate(&g->lt) != CUBLAS_STATUS_SUCCESS) {
         if (why && cap) snprintf(why, cap, "cublasLtCreate failed");
+        dlclose(g->lib);
         free(g);
         return -1;
     }
     if (workspace_bytes && cudaMalloc(&g->ws, workspace_bytes) != cudaSuccess) {
         if (why && cap)
             snprintf(why, cap, "cudaMalloc of %zu bytes of GEMM workspace failed", workspace_bytes);
-        cublasLtDestroy(g->lt);
+        g->api.cublasLtDestroy(g->lt);
+        dlclose(g->lib);
         free(g);
         return -1;
     }
@@ -59,7 +115,8 @@ int qtx_cuda_gemm_create(qtx_cuda_gemm **out, size_t workspace_bytes, char *why,
 void qtx_cuda_gemm_free(qtx_cuda_gemm *g) {
     if (!g) return;
     if (g->ws) cudaFree(g->ws);
-    cublasLtDestroy(g->lt);
+    g->api.cublasLtDestroy(g->lt);
+    dlclose(g->lib);
     free(g);
 }
 
@@ -84,17 +141,21 @@ static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, i
     /* column-major: first operand = B's storage, second = A's, result C^T [N, M] */
     const cublasOperation_t op1 = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op2 = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT_OK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc");
-    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1),
-          "transa");
-    LT_OK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2),
-          "transb");
-    LT_OK(cublasLtMatrixLayoutCreate(&lb, in, trans_b ? K : N, trans_b ? N : K, ldb), "layout B");
-    LT_OK(cublasLtMatrixLayoutCreate(&la, in, trans_a ? M : K, trans_a ? K : M, lda), "layout A");
-    LT_OK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc), "layout C");
-    LT_OK(cublasLtMatmulPreferenceCreate(&pref), "preference");
-    LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                               &g->ws_bytes, sizeof g->ws_bytes),
+    LT_OK(g->api.cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul desc");
+    LT_OK(
+        g->api.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op1, sizeof op1),
+        "transa");
+    LT_OK(
+        g->api.cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op2, sizeof op2),
+        "transb");
+    LT_OK(g->api.cublasLtMatrixLayoutCreate(&lb, in, trans_b ? K : N, trans_b ? N : K, ldb),
+          "layout B");
+    LT_OK(g->api.cublasLtMatrixLayoutCreate(&la, in, trans_a ? M : K, trans_a ? K : M, lda),
+          "layout A");
+    LT_OK(g->api.cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc), "layout C");
+    LT_OK(g->api.cublasLtMatmulPreferenceCreate(&pref), "preference");
+    LT_OK(g->api.cublasLtMatmulPreferenceSetAttribute(
+              pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes),
           "workspace");
     /* The heuristic assumes 256-byte aligned operands unless told: views into the parameter
      * buffer and row offsets into activations are often less, so say what they are (the
@@ -105,11 +166,12 @@ static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, i
             CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
             CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
         for (int k = 0; k < 4; k++)
-            LT_OK(cublasLtMatmulPreferenceSetAttribute(pref, attr[k], &al[k], sizeof al[k]),
+            LT_OK(g->api.cublasLtMatmulPreferenceSetAttribute(pref, attr[k], &al[k], sizeof al[k]),
                   "alignment");
     }
-    LT_OK(cublasLtMatmulAlgoGetHeuristic(g->lt, desc, lb, la, lc, lc, pref, 1, &heur, &found),
-          "heuristic");
+    LT_OK(
+        g->api.cublasLtMatmulAlgoGetHeuristic(g->lt, desc, lb, la, lc, lc, pref, 1, &heur, &found),
+        "heuristic");
     if (!found) {
         if (why && cap)
             snprintf(why, cap, "cuBLASLt has no algorithm for this %s GEMM (%lld x %lld x %lld)",
@@ -117,15 +179,15 @@ static int gemm(qtx_cuda_gemm *g, cudaDataType_t in, int trans_a, int trans_b, i
         rc = -1;
         goto done;
     }
-    LT_OK(cublasLtMatmul(g->lt, desc, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &heur.algo, g->ws,
-                         g->ws_bytes, (cudaStream_t)stream),
+    LT_OK(g->api.cublasLtMatmul(g->lt, desc, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &heur.algo,
+                                g->ws, g->ws_bytes, (cudaStream_t)stream),
           "matmul");
 done:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (desc) cublasLtMatmulDescDestroy(desc);
+    if (pref) g->api.cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) g->api.cublasLtMatrixLayoutDestroy(lc);
+    if (la) g->api.cublasLtMatrixLayoutDestroy(la);
+    if (lb) g->api.cublasLtMatrixLayoutDestroy(lb);
+    if (desc) g->api.cublasLtMatmulDescDestroy(desc);
     return rc;
 }
 

@@ -141,6 +141,22 @@ __global__ static void adamw_k(float *p, const float *g, float *m, float *v, int
     }
 }
 
+/* Block b sums the squares of its grid-stride slice in double, then a tree in shared memory. */
+__global__ static void sumsq_k(double *parts, const float *x, int64_t n) {
+    __shared__ double sh[QTX_EW_THREADS];
+    double s = 0.0;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * (double)x[i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int k = QTX_EW_THREADS / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) sh[threadIdx.x] += sh[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) parts[blockIdx.x] = sh[0];
+}
+
 extern "C" {
 
 int qtx_cuda_available(char *why, size_t cap) {
@@ -232,6 +248,24 @@ int qtx_cuda_adamw(float *p, const float *g, float *m, float *v, int64_t n, doub
             p, g, m, v, n, (float)beta1, (float)beta2, (float)eps, (float)(lr / bc1),
             (float)(1.0 / sqrt(bc2)), (float)(1.0 - lr * weight_decay), grad_scale);
     return qtx_launched("adamw", why, cap);
+}
+
+} /* extern "C" */
+
+extern "C" {
+
+int qtx_cuda_adamw_apply(float *p, const float *g, float *m, float *v, int64_t n, const float k[7],
+                         void *stream, char *why, size_t cap) {
+    if (n > 0)
+        adamw_k<<<qtx_grid_for(n), QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(
+            p, g, m, v, n, k[0], k[1], k[2], k[3], k[4], k[5], k[6]);
+    return qtx_launched("adamw_apply", why, cap);
+}
+
+int qtx_cuda_sum_squares_parts(double *parts, const float *x, int64_t n, void *stream, char *why,
+                               size_t cap) {
+    sumsq_k<<<QTX_CUDA_SUMSQ_PARTS, QTX_EW_THREADS, 0, (cudaStream_t)stream>>>(parts, x, n);
+    return qtx_launched("sum_squares", why, cap);
 }
 
 } /* extern "C" */

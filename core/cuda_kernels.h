@@ -52,6 +52,16 @@ int qtx_cuda_add(float *y, const float *x, int64_t n, void *stream, char *why, s
 int qtx_cuda_adamw(float *p, const float *g, float *m, float *v, int64_t n, double lr,
                    double weight_decay, double beta1, double beta2, double eps, int64_t t,
                    float grad_scale, void *stream, char *why, size_t cap);
+/* qtx_adamw_apply: the same step from its constants (kernels.h qtx_adamw_step, passed as
+ * its seven floats in that order). */
+int qtx_cuda_adamw_apply(float *p, const float *g, float *m, float *v, int64_t n,
+                         const float constants[7], void *stream, char *why, size_t cap);
+/* The sum of squares of x[0, n) as QTX_CUDA_SUMSQ_PARTS partial sums in double (device
+ * memory), each a fixed-order tree over a fixed slice: summed in order on the host they give
+ * the same bits run to run. */
+#define QTX_CUDA_SUMSQ_PARTS 256
+int qtx_cuda_sum_squares_parts(double *parts, const float *x, int64_t n, void *stream, char *why,
+                               size_t cap);
 
 #ifdef __cplusplus
 }

@@ -79,6 +79,22 @@ double qtx_head_xent(float *dx, float *dW, const float *x, const float *W, const
                      int64_t n, int64_t c, int64_t vl, int64_t v0, float grad_scale,
                      float *logits_scratch, int64_t chunk, const qtx_tp_ops *tp);
 
+/* One AdamW step's constants, computed once per step on the host in double (optim/adamw.c):
+ * g' = g * grad_scale; m = beta1 m + (1 - beta1) g'; v = beta2 v + (1 - beta2) g'^2;
+ * p = p * decay - step * m / (sqrt(v) * inv_sqrt_bc2 + eps). */
+typedef struct qtx_adamw_step {
+    float beta1, beta2, eps;
+    float step;         /* lr / (1 - beta1^t) */
+    float inv_sqrt_bc2; /* 1 / sqrt(1 - beta2^t) */
+    float decay;        /* 1 - lr * weight_decay (1 for tensors without decay) */
+    float grad_scale;   /* clipping */
+} qtx_adamw_step;
+void qtx_adamw_apply(float *p, const float *g, float *m, float *v, int64_t n,
+                     const qtx_adamw_step *s);
+
+/* Sum of squares of g[0, n), in double, in an order independent of the thread count. */
+double qtx_sum_squares(const float *g, int64_t n);
+
 /* Number of threads kernels will use (OpenMP). */
 int qtx_num_threads(void);
 

@@ -50,8 +50,8 @@ typedef struct qtx_model_options {
     int no_grads; /* 1: no gradient buffer (ZeRO-2 binds staging per unit) */
     qtx_model_hooks hooks;
     /* Where it computes; NULL: the CPU on the current OpenMP thread count. A backend
-     * without host memory (CUDA) takes the whole model on one rank for now: one slot, no
-     * tensor parallelism, a gradient buffer. */
+     * without host memory (CUDA, staged) takes all layers and no tensor parallelism for now
+     * (one slot): data parallelism and ZeRO only. */
     const qtx_backend *backend;
 } qtx_model_options;
 

@@ -104,6 +104,10 @@ int qtx_cmd_ckpt(int argc, char **argv) {
             if (i + 1 >= argc) return qtx_usage_error("option '%s' needs a value", a);
             if (!strcmp(a, "--kind")) {
                 only = argv[++i];
+                if (strcmp(only, "param") && strcmp(only, "adam_m") && strcmp(only, "adam_v"))
+                    return qtx_usage_error("--kind '%s': expected param, adam_m or adam_v "
+                                           "(without --kind: all three)",
+                                           only);
                 continue;
             }
             char *end;

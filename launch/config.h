@@ -29,12 +29,22 @@ typedef struct qtx_train_config {
     double peak_flops;         /* per rank, FLOP/s, for MFU; 0 means measure at start */
 } qtx_train_config;
 
-typedef enum qtx_device_type { QTX_DEVICE_CPU = 0, QTX_DEVICE_CUDA } qtx_device_type;
+/* staged: the CPU kernels through the device code path (core/backend.h, qtx_backend_cpu_staged) */
+typedef enum qtx_device_type {
+    QTX_DEVICE_CPU = 0,
+    QTX_DEVICE_CUDA,
+    QTX_DEVICE_STAGED
+} qtx_device_type;
+typedef enum qtx_precision { QTX_PRECISION_FP32 = 0, QTX_PRECISION_BF16 } qtx_precision;
 
 typedef struct qtx_device_config {
     qtx_device_type type;
     int threads; /* per rank; 0 means cores / ranks on this node */
+    qtx_precision precision;
 } qtx_device_config;
+
+/* "cpu", "cuda", "staged" */
+const char *qtx_device_type_name(qtx_device_type t);
 
 typedef struct qtx_config {
     qtx_model_config model;

@@ -12,7 +12,12 @@
 #include <string.h>
 
 static const char *const SCHEDULE_NAMES[] = {"cosine", "linear", "wsd", "constant", NULL};
-static const char *const DEVICE_NAMES[] = {"cpu", "cuda", NULL};
+static const char *const DEVICE_NAMES[] = {"cpu", "cuda", "staged", NULL};
+static const char *const PRECISION_NAMES[] = {"fp32", "bf16", NULL};
+
+const char *qtx_device_type_name(qtx_device_type t) {
+    return (unsigned)t < sizeof DEVICE_NAMES / sizeof DEVICE_NAMES[0] - 1 ? DEVICE_NAMES[t] : "?";
+}
 
 /* Offset and size of qtx_config's field sec.key; the _Generic fails to compile when the
  * field's C type is not ctype, so an entry cannot silently disagree with its struct. */
@@ -109,8 +114,13 @@ const qtx_cfg_key qtx_cfg_keys[] = {
         "layers per pipeline stage, comma-separated (e.g. 3,5); empty: as even as possible"),
 
     ENUM(device, type, qtx_device_type, DEVICE_NAMES, "cpu",
-         "where the model runs (cuda: refused until GPU training lands, issue #7)"),
+         "where the model runs: cpu; cuda (one GPU per rank, the node-local rank's, collectives "
+         "over NCCL); staged (the CPU kernels through the GPU code path: every buffer moved as "
+         "on a device; checks that path without a GPU)"),
     INT(device, threads, "0", 0, 4096, "CPU threads per rank; 0: the node's cores / its ranks"),
+    ENUM(device, precision, qtx_precision, PRECISION_NAMES, "fp32",
+         "matrix products on cuda: fp32, or bf16 (inputs rounded to bf16, fp32 accumulation; "
+         "master weights, gradients and AdamW stay fp32)"),
 };
 const int qtx_cfg_n_keys = (int)(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0]);
 _Static_assert(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0] <= QTX_CFG_MAX_KEYS,

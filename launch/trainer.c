@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "adamw.h"
+#include "backend.h"
 #include "ckpt_store.h"
 #include "ckpt_train.h"
 #include "config_schema.h"
@@ -38,6 +39,9 @@
 #include "peak.h"
 #include "schedule.h"
 #include "sys.h"
+#ifdef QTX_HAVE_CUDA
+#include "cuda_backend.h"
+#endif
 
 /* device.threads, or the node's cores over its ranks; never more than the CPUs this rank
  * may use (mpirun binds each rank to one core unless told otherwise). */
@@ -57,10 +61,19 @@ static int threads_for_rank(const qtx_config *cfg) {
     return t > 0 ? t : 1;
 }
 
+#define QTX_H100_BF16_PEAK 989.4e12 /* FLOP/s, dense, H100 SXM5 */
+
+/* Communicator groups reported per rank: the grid's, and the DP group's NCCL twin. */
+#define N_GROUPS 6
+
 typedef struct run {
     const qtx_config *cfg;
     qtx_comm *world;
     qtx_grid grid;
+    qtx_backend backend; /* device.type's, unless cpu */
+    int have_backend;    /* 1: staged, 2: cuda (freed with qtx_backend_cuda_free) */
+    qtx_comm *dp_device; /* cuda with dp > 1: NCCL over the GPUs of the DP group */
+    qtx_engine_device dev;
     int stage_layers[1024];
     qtx_engine eng;
     int have_engine;
@@ -70,7 +83,7 @@ typedef struct run {
     qtx_metrics metrics;
     int rank0;
     /* Communication per group and operation, summed over training steps (not evaluation). */
-    qtx_comm_counter totals[5][QTX_OP_COUNT];
+    qtx_comm_counter totals[N_GROUPS][QTX_OP_COUNT];
     double step_s_total;
 } run;
 
@@ -81,17 +94,18 @@ static _Noreturn void abort_job(run *r, const qtx_err *e) {
 }
 
 static qtx_comm *group(run *r, int i) {
-    qtx_comm *g[5] = {r->grid.world, r->grid.dp, r->grid.tp, r->grid.pp, r->grid.embed};
+    qtx_comm *g[N_GROUPS] = {r->grid.world, r->grid.dp,    r->grid.tp,
+                             r->grid.pp,    r->grid.embed, r->dp_device};
     return g[i];
 }
 
 static void reset_counters(run *r) {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < N_GROUPS; i++)
         if (group(r, i)) qtx_comm_reset_counters(group(r, i));
 }
 
 static void add_counters(run *r) {
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_GROUPS; i++) {
         if (!group(r, i)) continue;
         for (int op = 0; op < QTX_OP_COUNT; op++) {
             const qtx_comm_counter *c = qtx_comm_counters(group(r, i), (qtx_comm_op)op);
@@ -124,7 +138,7 @@ static void write_rank_report(run *r, int steps) {
             (long long)mem.psi, (long long)mem.shard, (long long)mem.params, (long long)mem.grads,
             (long long)mem.optim, (long long)mem.staging);
     int first_group = 1;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_GROUPS; i++) {
         if (!group(r, i)) continue;
         fprintf(f, "%s\n  \"%s\": {\"size\": %d", first_group ? "" : ",",
                 qtx_comm_name(group(r, i)), qtx_comm_size(group(r, i)));
@@ -252,6 +266,74 @@ static int resume_dir(const qtx_config *c, const char *root, char *dir, size_t n
     return qtx_ckpt_resolve(strcmp(what, "auto") ? what : "latest", root, dir, n, e);
 }
 
+/* device.type: the backend this rank's model computes on and, for cuda, its GPU (the
+ * node-local rank's, modulo the GPUs visible) and the NCCL twin of the DP group, following
+ * the compute stream so each gradient bucket is reduced while backward goes on. Collective
+ * over the world; every rank reaches the same verdict. */
+static int open_device(run *r, int threads, qtx_err *e) {
+    const qtx_config *cfg = r->cfg;
+    if (cfg->device.type == QTX_DEVICE_CPU) return QTX_OK;
+    if (cfg->device.type == QTX_DEVICE_STAGED) {
+        r->backend = qtx_backend_cpu_staged(threads);
+        r->have_backend = 1;
+        r->dev.backend = &r->backend;
+        return QTX_OK;
+    }
+    int rc = QTX_OK;
+#ifdef QTX_HAVE_CUDA
+    const int local = qtx_comm_node_rank(r->world);
+    char why[256] = "";
+    const int n = qtx_cuda_device_count(why, sizeof why);
+    int device = -1;
+    if (n == 0)
+        rc = qtx_fail(e, QTX_ERR_INPUT,
+                      "device.type = cuda, but rank %d sees no GPU (%s); run on GPU nodes or set "
+                      "device.type: cpu",
+                      r->grid.rank, why);
+    else if (local >= n)
+        qtx_log_warn("node-local rank %d shares GPU %d: %d GPU(s) on this node for more ranks; "
+                     "launch one rank per GPU",
+                     local, local % n, n);
+    if (!rc) {
+        device = local % n;
+        if (qtx_backend_cuda_create(&r->backend, device,
+                                    cfg->device.precision == QTX_PRECISION_BF16, why, sizeof why))
+            rc = qtx_fail(e, QTX_ERR_RUNTIME, "device.type = cuda: rank %d, GPU %d: %s",
+                          r->grid.rank, device, why);
+        else
+            r->have_backend = 2;
+    }
+    if ((rc = qtx_comm_agree(r->world, rc, e))) return rc;
+    r->dev.backend = &r->backend;
+    if (r->grid.dp_size > 1) {
+        r->dp_device = qtx_comm_nccl_create(r->grid.dp, device, "dp-nccl", e);
+        rc = r->dp_device ? QTX_OK : QTX_ERR_RUNTIME;
+        if ((rc = qtx_comm_agree(r->world, rc, e))) return rc;
+        qtx_comm_nccl_follow(r->dp_device, qtx_backend_cuda_stream(&r->backend));
+        r->dev.dp = r->dp_device;
+    }
+    qtx_log_info("device: GPU %d of %d on this node (node-local rank %d), %s matrix products%s",
+                 device, n, local, cfg->device.precision == QTX_PRECISION_BF16 ? "bf16" : "fp32",
+                 r->dp_device ? "; DP collectives over NCCL" : "");
+#else
+    (void)threads;
+    rc = qtx_fail(e, QTX_ERR_INPUT,
+                  "device.type = cuda, but this qtx was built without CUDA (QTX_CUDA=OFF); "
+                  "rebuild where the CUDA toolkit and NCCL are found, or set device.type: cpu");
+    rc = qtx_comm_agree(r->world, rc, e);
+#endif
+    return rc;
+}
+
+static void close_device(run *r) {
+    qtx_comm_free(r->dp_device);
+    r->dp_device = NULL;
+#ifdef QTX_HAVE_CUDA
+    if (r->have_backend == 2) qtx_backend_cuda_free(&r->backend);
+#endif
+    r->have_backend = 0;
+}
+
 static void log_layout(const run *r) {
     const qtx_grid *g = &r->grid;
     const qtx_config *cfg = r->cfg;
@@ -289,13 +371,6 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
 
     /* Every check that can fail on bad input runs before out_dir is touched. The layout
      * checks are pure, so every rank reaches the same verdict; rank 0 reports it. */
-    if (cfg->device.type == QTX_DEVICE_CUDA) { /* a valid config, not yet a trainable one */
-        qtx_fail(e, QTX_ERR_INPUT,
-                 "device.type = cuda: GPU training is not in this version yet (issue #7: the "
-                 "CUDA kernels exist, the device training step does not); set device.type: cpu");
-        if (!r.rank0) e->msg[0] = '\0';
-        return QTX_ERR_INPUT;
-    }
     int rc = qtx_grid_plan(&cfg_local.parallel, &cfg->model, qtx_comm_size(world),
                            cfg->parallel.stage_layers, r.stage_layers, e);
     if (rc) {
@@ -320,11 +395,12 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
     rc = open_loaders(&r, e);
     if (!rc) rc = resume_dir(cfg, root, from, sizeof from, e);
     if ((rc = qtx_comm_agree(r.world, rc, e))) goto out;
+    if ((rc = open_device(&r, threads, e))) goto out;
 
     r.local_samples = dc->global_batch / dp;
     const int n_micro = r.local_samples / dc->micro_batch;
     qtx_engine_create(&r.eng, &r.grid, &cfg->model, &cfg->optim, dc->micro_batch, dc->seq_len,
-                      n_micro, cfg->train.seed);
+                      n_micro, cfg->train.seed, r.have_backend ? &r.dev : NULL);
     r.have_engine = 1;
     r.batch = qtx_alloc_big((size_t)r.local_samples * (dc->seq_len + 1) * sizeof(int32_t));
     cJSON *settings = settings_json(cfg);
@@ -374,8 +450,12 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
     save.protect = from[0] ? from : NULL;
     install_stop_handlers();
 
-    const double peak =
-        cfg->train.peak_flops > 0 ? cfg->train.peak_flops : qtx_measure_gemm_flops();
+    /* On a GPU the stated peak is H100 SXM's dense bf16 (the figure MFU is quoted against);
+     * on the CPU a GEMM measured now. */
+    const int on_gpu = cfg->device.type == QTX_DEVICE_CUDA;
+    const double peak = cfg->train.peak_flops > 0 ? cfg->train.peak_flops
+                        : on_gpu                  ? QTX_H100_BF16_PEAK
+                                                  : qtx_measure_gemm_flops();
     const double flops_tok = qtx_model_flops_per_token(&cfg->model, dc->seq_len);
     const int64_t step_tokens = (int64_t)dc->global_batch * dc->seq_len;
     qtx_log_info("model: %lld parameters (%.1f MB fp32), %d layers, dim %d; activations %.1f MB "
@@ -388,7 +468,10 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
                  "per rank; MFU peak %.1f GFLOP/s per rank%s",
                  (long long)qtx_loader_total_tokens(r.train),
                  (long long)qtx_loader_samples_per_epoch(r.train), (long long)step_tokens, threads,
-                 peak / 1e9, cfg->train.peak_flops > 0 ? " (train.peak_flops)" : " (measured)");
+                 peak / 1e9,
+                 cfg->train.peak_flops > 0 ? " (train.peak_flops)"
+                 : on_gpu ? " (H100 SXM dense bf16; set train.peak_flops for another GPU)"
+                          : " (measured)");
 
     if (r.val && !from[0]) { /* where validation starts, to compare every later evaluation */
         int nb = 0;
@@ -484,6 +567,7 @@ out:
         qtx_free_big(r.batch, (size_t)r.local_samples * (dc->seq_len + 1) * sizeof(int32_t));
         qtx_engine_destroy(&r.eng);
     }
+    close_device(&r);
     qtx_grid_destroy(&r.grid);
     return rc;
 }

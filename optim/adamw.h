@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "kernels.h" /* qtx_adamw_step, qtx_adamw_apply, qtx_sum_squares */
 #include "optim_config.h"
 
 /* One AdamW step (torch.optim.AdamW semantics) on n elements: decoupled weight decay
@@ -16,8 +17,10 @@
 void qtx_adamw_update(float *p, const float *g, float *m, float *v, int64_t n, double lr,
                       double weight_decay, const qtx_optim_config *c, int64_t t, float grad_scale);
 
-/* Sum of squares of g[0, n), in double, in an order independent of the thread count. */
-double qtx_sum_squares(const float *g, int64_t n);
+/* The constants of step t (1-based) for a range with this weight decay, in double, as
+ * torch.optim.AdamW computes them; every backend's AdamW applies them. */
+qtx_adamw_step qtx_adamw_constants(double lr, double weight_decay, const qtx_optim_config *c,
+                                   int64_t t, float grad_scale);
 
 /* 1 when every element is finite. */
 int qtx_all_finite(const float *g, int64_t n);

@@ -74,6 +74,10 @@ const char *qtx_comm_name(const qtx_comm *c);
 qtx_comm *qtx_comm_split(qtx_comm *c, int color, int key, const char *name);
 void qtx_comm_free(qtx_comm *c); /* NULL is a no-op */
 
+/* This rank's place among the ranks of MPI communicator c that share its node (its local
+ * rank: which GPU it takes). Collective over c. */
+int qtx_comm_node_rank(qtx_comm *c);
+
 /* Test hook of the MPI backend: the most elements one MPI call carries (0 restores the
  * default, INT_MAX), so the > INT_MAX path runs on small buffers. Must be the same on every
  * rank of c; later splits of c inherit it. No effect on other backends. */
@@ -119,6 +123,11 @@ const char *qtx_comm_op_name(qtx_comm_op op);
  * of host creates the ncclUniqueId and broadcasts it over host. Without NCCL it returns NULL
  * after filling e. qtx_comm_split of an NCCL comm uses ncclCommSplit (NCCL >= 2.18). */
 qtx_comm *qtx_comm_nccl_create(qtx_comm *host, int device, const char *name, qtx_err *e);
+/* Every later operation of NCCL communicator c starts, on the device, after the work already
+ * queued on stream (a cudaStream_t: the compute stream that writes the buffers c reads), so a
+ * gradient bucket is reduced as soon as backward has produced it while backward goes on.
+ * NULL: no such wait. The host never blocks for it. */
+void qtx_comm_nccl_follow(qtx_comm *c, void *stream);
 
 /* ---- Backend interface: seen only by comm_*.c, which define QTX_COMM_BACKEND. ---- */
 #ifdef QTX_COMM_BACKEND

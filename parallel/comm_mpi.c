@@ -353,6 +353,16 @@ void qtx_comm_mpi_set_chunk(qtx_comm *c, int64_t max_elems) {
     as_mpi(c)->chunk = max_elems == 0 || max_elems > INT_MAX ? INT_MAX : max_elems;
 }
 
+int qtx_comm_node_rank(qtx_comm *c) {
+    QTX_CHECK(c->be == &mpi_backend, "qtx_comm_node_rank: %s is not an MPI communicator", c->name);
+    MPI_Comm node;
+    MPI_Comm_split_type(as_mpi(c)->comm, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node);
+    int rank = 0;
+    MPI_Comm_rank(node, &rank);
+    MPI_Comm_free(&node);
+    return rank;
+}
+
 static qtx_comm *mpi_split(qtx_comm *c, int color, int key, const char *name) {
     mpi_comm *m = as_mpi(c);
     MPI_Comm sub;

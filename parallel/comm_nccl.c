@@ -35,7 +35,9 @@ typedef struct nccl_comm {
     ncclComm_t comm;
     cudaStream_t stream;
     int device;
-    int32_t *scratch; /* one device int: the barrier all-reduces it */
+    int32_t *scratch;     /* one device int: the barrier all-reduces it */
+    cudaStream_t follow;  /* qtx_comm_nccl_follow's stream, or NULL */
+    cudaEvent_t followed; /* recorded on it before each operation */
 } nccl_comm;
 
 typedef struct nccl_req {
@@ -72,11 +74,23 @@ static ncclRedOp_t nccl_op(qtx_redop op) {
     return op == QTX_SUM ? ncclSum : ncclMax;
 }
 
-/* Operations are enqueued with the comm's device current (a process may drive several). */
+/* Operations are enqueued with the comm's device current (a process may drive several),
+ * after what the followed stream has queued so far. */
 static nccl_comm *begin(qtx_comm *c) {
     nccl_comm *n = as_nccl(c);
     CUDA_CHECK(cudaSetDevice(n->device));
+    if (n->follow) {
+        CUDA_CHECK(cudaEventRecord(n->followed, n->follow));
+        CUDA_CHECK(cudaStreamWaitEvent(n->stream, n->followed, 0));
+    }
     return n;
+}
+
+void qtx_comm_nccl_follow(qtx_comm *c, void *stream) {
+    nccl_comm *n = as_nccl(c);
+    CUDA_CHECK(cudaSetDevice(n->device));
+    if (!n->followed) CUDA_CHECK(cudaEventCreateWithFlags(&n->followed, cudaEventDisableTiming));
+    n->follow = (cudaStream_t)stream;
 }
 
 static qtx_comm_req *record(nccl_comm *n) {
@@ -155,10 +169,12 @@ static qtx_comm *nccl_split(qtx_comm *c, int color, int key, const char *name) {
 }
 
 static void nccl_free(qtx_comm *c) {
-    nccl_comm *n = begin(c);
+    nccl_comm *n = as_nccl(c); /* not begin(): the followed stream may be gone */
+    CUDA_CHECK(cudaSetDevice(n->device));
     CUDA_CHECK(cudaStreamSynchronize(n->stream));
     NCCL_CHECK(ncclCommDestroy(n->comm));
     CUDA_CHECK(cudaFree(n->scratch));
+    if (n->followed) CUDA_CHECK(cudaEventDestroy(n->followed));
     CUDA_CHECK(cudaStreamDestroy(n->stream));
     free(n);
 }
@@ -282,6 +298,12 @@ static const qtx_comm_backend nccl_backend = {
 };
 
 #else /* !QTX_HAVE_NCCL */
+
+void qtx_comm_nccl_follow(qtx_comm *c, void *stream) {
+    (void)stream;
+    QTX_CHECK(0, "qtx_comm_nccl_follow: %s is not an NCCL communicator (built without NCCL)",
+              c->name);
+}
 
 qtx_comm *qtx_comm_nccl_create(qtx_comm *host, int device, const char *name, qtx_err *e) {
     qtx_fail(e, QTX_ERR_RUNTIME,

@@ -17,7 +17,8 @@ static void tp_max(void *ctx, float *buf, int64_t n) {
 }
 
 void qtx_engine_create(qtx_engine *e, qtx_grid *g, const qtx_model_config *mc,
-                       const qtx_optim_config *oc, int B, int T, int n_micro, uint64_t seed) {
+                       const qtx_optim_config *oc, int B, int T, int n_micro, uint64_t seed,
+                       const qtx_engine_device *dev) {
     memset(e, 0, sizeof *e);
     e->g = g;
     e->B = B;
@@ -28,10 +29,11 @@ void qtx_engine_create(qtx_engine *e, qtx_grid *g, const qtx_model_config *mc,
     o.T = T;
     o.n_slots = qtx_pp_slots(g->pp_size, g->pp_rank, n_micro);
     o.no_grads = g->zero == 2;
+    o.backend = dev ? dev->backend : NULL;
     if (g->tp_size > 1) o.hooks.tp = (qtx_tp_ops){g, tp_sum, tp_max};
     /* The hooks' ctx is the ZeRO state, which needs the model's layout: create, then wire. */
     qtx_model_create_ex(&e->model, mc, &g->spec, &o);
-    qtx_zero_create(&e->zero, g, &e->model, oc);
+    qtx_zero_create(&e->zero, g, &e->model, oc, dev ? dev->dp : NULL);
     qtx_zero_hooks(&e->zero, &e->model.hooks);
     qtx_model_init_weights(&e->model, seed);
     e->actions = qtx_malloc((size_t)(6 * n_micro + 4) * sizeof *e->actions);

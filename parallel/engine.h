@@ -28,8 +28,17 @@ typedef struct qtx_engine {
     double comm_wait_s;     /* time blocked on pipeline transfers, last step */
 } qtx_engine;
 
+/* Where an engine computes: the model's backend (NULL: the CPU) and the DP communicator
+ * over that backend's memory (NULL: g->dp, MPI over host memory; an NCCL one for CUDA). */
+typedef struct qtx_engine_device {
+    const qtx_backend *backend;
+    qtx_comm *dp;
+} qtx_engine_device;
+
+/* dev NULL: the CPU. */
 void qtx_engine_create(qtx_engine *e, qtx_grid *g, const qtx_model_config *mc,
-                       const qtx_optim_config *oc, int B, int T, int n_micro, uint64_t seed);
+                       const qtx_optim_config *oc, int B, int T, int n_micro, uint64_t seed,
+                       const qtx_engine_device *dev);
 void qtx_engine_destroy(qtx_engine *e);
 
 /* Forward and backward over n_micro micro-batches of batch [n_micro * B, T + 1], gradients

@@ -10,11 +10,17 @@ static int is_embed(const qtx_zero *z, int u) {
     return u == z->emb_bucket;
 }
 
-void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx_optim_config *oc) {
+void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx_optim_config *oc,
+                     qtx_comm *dp_comm) {
     memset(z, 0, sizeof *z);
     z->g = g;
     z->model = model;
+    z->be = &model->be;
+    z->dp = dp_comm ? dp_comm : g->dp;
     z->oc = oc;
+    QTX_CHECK(model->be.host_memory || !g->embed,
+              "ZeRO: the embedding group's sum needs host memory (pp > 1 on the %s backend)",
+              model->be.name);
     z->stage = g->zero;
     const qtx_param_layout *l = &model->layout;
     const int dp = g->dp_size;
@@ -50,32 +56,34 @@ void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx
         if (is_embed(z, i)) z->emb_floats = len;
     }
     z->shard_floats = pos;
+    /* Everything on the model's backend (zeroed by alloc): the moments next to the
+     * parameters they update. */
+    qtx_backend *be = z->be;
     const size_t sb = (size_t)(pos > 0 ? pos : 1) * sizeof(float);
-    z->m = qtx_alloc_big(sb);
-    z->v = qtx_alloc_big(sb);
-    memset(z->m, 0, sb);
-    memset(z->v, 0, sb);
+    z->m = be->alloc(be, sb);
+    z->v = be->alloc(be, sb);
     if (z->stage == 2) {
-        z->gshard = qtx_alloc_big(sb);
+        z->gshard = be->alloc(be, sb);
         for (int k = 0; k < 2; k++) {
             z->ring[k] =
-                qtx_alloc_big((size_t)(z->ring_floats > 0 ? z->ring_floats : 1) * sizeof(float));
+                be->alloc(be, (size_t)(z->ring_floats > 0 ? z->ring_floats : 1) * sizeof(float));
             z->ring_bucket[k] = -1;
         }
-        if (z->emb_floats > 0) z->emb_stage = qtx_alloc_big((size_t)z->emb_floats * sizeof(float));
+        if (z->emb_floats > 0) z->emb_stage = be->alloc(be, (size_t)z->emb_floats * sizeof(float));
     }
 }
 
 void qtx_zero_destroy(qtx_zero *z) {
+    qtx_backend *be = z->be;
     const size_t sb = (size_t)(z->shard_floats > 0 ? z->shard_floats : 1) * sizeof(float);
-    qtx_free_big(z->m, sb);
-    qtx_free_big(z->v, sb);
+    be->free(be, z->m, sb);
+    be->free(be, z->v, sb);
     if (z->stage == 2) {
-        qtx_free_big(z->gshard, sb);
+        be->free(be, z->gshard, sb);
         for (int k = 0; k < 2; k++)
-            qtx_free_big(z->ring[k],
-                         (size_t)(z->ring_floats > 0 ? z->ring_floats : 1) * sizeof(float));
-        if (z->emb_stage) qtx_free_big(z->emb_stage, (size_t)z->emb_floats * sizeof(float));
+            be->free(be, z->ring[k],
+                     (size_t)(z->ring_floats > 0 ? z->ring_floats : 1) * sizeof(float));
+        if (z->emb_stage) be->free(be, z->emb_stage, (size_t)z->emb_floats * sizeof(float));
     }
     for (int i = 0; i < z->n_buckets; i++) free(z->b[i].counts);
     free(z->b);
@@ -98,10 +106,8 @@ static void ring_retire(qtx_zero *z, int k) {
     qtx_comm_wait(z->ring_req[k]);
     z->ring_req[k] = NULL;
     const qtx_bucket *b = &z->b[z->ring_bucket[k]];
-    const float *src = z->ring[k] + (b->own_begin - b->begin);
-    float *dst = z->gshard + b->shard_pos;
-    const int64_t n = b->own_end - b->own_begin;
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+    z->be->add(z->be, z->gshard + b->shard_pos, z->ring[k] + (b->own_begin - b->begin),
+               b->own_end - b->own_begin);
     z->ring_bucket[k] = -1;
 }
 
@@ -109,7 +115,7 @@ static void launch_reduce(qtx_zero *z, int i, float *base) {
     qtx_bucket *b = &z->b[i];
     const int64_t len = b->end - b->begin;
     if (z->g->dp_size == 1) return;
-    qtx_comm *dp = z->g->dp;
+    qtx_comm *dp = z->dp;
     if (z->stage == 0)
         z->pending[i] = qtx_comm_iallreduce(dp, base, len, QTX_F32, QTX_SUM);
     else
@@ -121,7 +127,7 @@ static void on_begin(void *ctx, int u) {
     if (z->stage < 2) return;
     qtx_model *m = z->model;
     if (is_embed(z, u)) {
-        if (z->first_micro) memset(z->emb_stage, 0, (size_t)z->emb_floats * sizeof(float));
+        if (z->first_micro) z->be->zero(z->be, z->emb_stage, (size_t)z->emb_floats * sizeof(float));
         qtx_view_bind_unit(&m->gv, &m->layout, u, z->emb_stage);
         return;
     }
@@ -129,7 +135,7 @@ static void on_begin(void *ctx, int u) {
     z->next_ring ^= 1;
     ring_retire(z, k);
     const int64_t len = z->b[u].end - z->b[u].begin;
-    memset(z->ring[k], 0, (size_t)len * sizeof(float));
+    z->be->zero(z->be, z->ring[k], (size_t)len * sizeof(float));
     z->ring_bucket[k] = u;
     qtx_view_bind_unit(&m->gv, &m->layout, u, z->ring[k]);
 }
@@ -143,7 +149,7 @@ static void on_done(void *ctx, int u) {
         QTX_CHECK(z->ring_bucket[k] == u, "ZeRO-2: unit %d finished out of order", u);
         if (z->g->dp_size > 1)
             z->ring_req[k] =
-                qtx_comm_ireduce_scatterv(z->g->dp, z->ring[k], z->b[u].counts, QTX_F32, QTX_SUM);
+                qtx_comm_ireduce_scatterv(z->dp, z->ring[k], z->b[u].counts, QTX_F32, QTX_SUM);
     } else if (z->last_micro) {
         launch_reduce(z, u, grad_base(z, u));
     }
@@ -160,7 +166,7 @@ void qtx_zero_hooks(qtx_zero *z, qtx_model_hooks *h) {
 
 void qtx_zero_begin_step(qtx_zero *z) {
     qtx_model_zero_grads(z->model);
-    if (z->stage == 2) memset(z->gshard, 0, (size_t)z->shard_floats * sizeof(float));
+    if (z->stage == 2) z->be->zero(z->be, z->gshard, (size_t)z->shard_floats * sizeof(float));
 }
 
 void qtx_zero_begin_micro(qtx_zero *z, int first, int last) {
@@ -183,11 +189,9 @@ void qtx_zero_finish_grads(qtx_zero *z) {
     launch_reduce(z, e, base);
     qtx_comm_wait(z->pending[e]);
     z->pending[e] = NULL;
-    if (z->stage == 2) {
-        const float *src = base + (b->own_begin - b->begin);
-        float *dst = z->gshard + b->shard_pos;
-        for (int64_t i = 0; i < b->own_end - b->own_begin; i++) dst[i] += src[i];
-    }
+    if (z->stage == 2)
+        z->be->add(z->be, z->gshard + b->shard_pos, base + (b->own_begin - b->begin),
+                   b->own_end - b->own_begin);
 }
 
 const float *qtx_zero_grad_at(const qtx_zero *z, int bucket, int64_t off) {
@@ -217,7 +221,7 @@ static void add_sq(qtx_zero *z, int bucket, const qtx_tensor_desc *t, int64_t lo
     if (t->split_dim < 0 && g->tp_rank != 0) return;                      /* replicated over TP */
     if (!strcmp(t->name, "token_embd") && !g->spec.has_embedding) return; /* tied copy */
     if (z->stage == 0 && g->dp_rank != 0) return; /* every DP rank has it all */
-    *(double *)arg += qtx_sum_squares(qtx_zero_grad_at(z, bucket, lo), hi - lo);
+    *(double *)arg += z->be->sum_squares(z->be, qtx_zero_grad_at(z, bucket, lo), hi - lo);
 }
 
 double qtx_zero_grad_sq(const qtx_zero *z) {
@@ -237,8 +241,10 @@ static void update_piece(qtx_zero *z, int bucket, const qtx_tensor_desc *t, int6
     const update_args *a = arg;
     const qtx_bucket *b = &z->b[bucket];
     const int64_t pos = b->shard_pos + (lo - b->own_begin);
-    qtx_adamw_update(z->model->params + lo, qtx_zero_grad_at(z, bucket, lo), z->m + pos, z->v + pos,
-                     hi - lo, a->lr, t->decay ? z->oc->weight_decay : 0.0, z->oc, a->t, a->clip);
+    const qtx_adamw_step s =
+        qtx_adamw_constants(a->lr, t->decay ? z->oc->weight_decay : 0.0, z->oc, a->t, a->clip);
+    z->be->adamw(z->be, z->model->params + lo, qtx_zero_grad_at(z, bucket, lo), z->m + pos,
+                 z->v + pos, hi - lo, &s);
 }
 
 void qtx_zero_update(qtx_zero *z, double lr, float clip_scale, int64_t t) {
@@ -246,8 +252,8 @@ void qtx_zero_update(qtx_zero *z, double lr, float clip_scale, int64_t t) {
     for (int i = 0; i < z->n_buckets; i++) for_each_piece(z, i, update_piece, &a);
     if (z->stage == 0 || z->g->dp_size == 1) return;
     for (int i = 0; i < z->n_buckets; i++)
-        z->pending[i] = qtx_comm_iallgatherv(z->g->dp, z->model->params + z->b[i].begin,
-                                             z->b[i].counts, QTX_F32);
+        z->pending[i] =
+            qtx_comm_iallgatherv(z->dp, z->model->params + z->b[i].begin, z->b[i].counts, QTX_F32);
     qtx_comm_wait_all(z->pending, z->n_buckets);
 }
 

@@ -41,6 +41,8 @@ typedef struct qtx_zero_memory {
 typedef struct qtx_zero {
     const qtx_grid *g;
     qtx_model *model;
+    qtx_backend *be; /* the model's: every buffer below is its memory */
+    qtx_comm *dp;    /* the DP group over that memory (g->dp, or its NCCL twin on GPUs) */
     const qtx_optim_config *oc;
     int stage;
     int n_buckets;
@@ -63,9 +65,11 @@ typedef struct qtx_zero {
     qtx_comm_req **pending; /* stage 0/1: per bucket, its reduction in flight */
 } qtx_zero;
 
-/* Sizes buckets and shards and allocates the optimizer state (and stage-2 buffers). The
- * model must have been created with no_grads = (stage == 2) and these hooks. */
-void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx_optim_config *oc);
+/* Sizes buckets and shards and allocates the optimizer state (and stage-2 buffers) on the
+ * model's backend; dp carries that memory between the DP ranks (NULL: g->dp). The model must
+ * have been created with no_grads = (stage == 2) and these hooks. */
+void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx_optim_config *oc,
+                     qtx_comm *dp);
 void qtx_zero_destroy(qtx_zero *z);
 /* The model hooks that drive the reductions; ctx is z. */
 void qtx_zero_hooks(qtx_zero *z, qtx_model_hooks *h);
@@ -83,8 +87,8 @@ void qtx_zero_update(qtx_zero *z, double lr, float clip_scale, int64_t t);
 
 qtx_zero_memory qtx_zero_memory_use(const qtx_zero *z);
 
-/* Gradient of owned element range [off, off + n) after qtx_zero_finish_grads, and the
- * moments, for checkpoints and tests: returns pointers into the shard buffers. */
+/* Gradient of owned element range [off, off + n) after qtx_zero_finish_grads, for the
+ * norm and the update: a pointer into the backend's memory. */
 const float *qtx_zero_grad_at(const qtx_zero *z, int bucket, int64_t off);
 
 #endif

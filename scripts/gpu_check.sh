@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu_check.sh: the GPU checks of issue #7 in one run, for the device tool's machine (nvcc and
 # PyTorch, none of the Debian libraries): builds the GPU tests and the step benchmark with
-# nvcc alone (scripts/build_gpu_tests.sh), runs the tests, then trains a ~124M and a ~350M
+# nvcc alone (scripts/build_gpu_tests.sh), runs the tests (the kernels, then 50 training steps
+# against the CPU with the state crossing both ways), then trains a ~124M and a ~350M
 # config at seq 1024 on qtx's CUDA backend (fp32 and bf16 GEMM inputs) and on PyTorch (bf16
 # autocast, SDPA flash attention, torch.compile, fused AdamW), side by side, each printing
 # tokens/s and MFU against 989 TFLOP/s (H100/H200 SXM dense bf16).
@@ -15,6 +16,9 @@ cd "$src"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
 scripts/build_gpu_tests.sh "$out" || exit 1
 "$out/test_gpu_kernels"
+rc=$?
+[ "$rc" = 0 ] || exit "$rc"
+"$out/test_gpu_train" # 50 steps CPU vs CUDA fp32 and bf16, and the state crossing both ways
 rc=$?
 [ "$rc" = 0 ] || exit "$rc"
 # name dim layers heads kv_heads ffn vocab seq batch (untied head)

@@ -165,6 +165,22 @@ static void test_add_adamw(int64_t n) {
     expect_close("adamw p (3 steps)", p_d, p, n);
     expect_close("adamw m", m_d, m, n);
     expect_close("adamw v", v_d, v, n);
+
+    /* The same through the backend table, as ZeRO calls it: a fourth step from the constants,
+     * and the sum of squares (double partial sums: within 1e-12, and the same bits twice). */
+    qtx_backend be;
+    T_CHECK(!qtx_backend_cuda_create(&be, 0, 0, why, sizeof why), "%s", why);
+    const qtx_adamw_step k = qtx_adamw_constants(3e-4, 0.1, &c, 4, 0.5f);
+    qtx_adamw_apply(p, g, m, v, n, &k);
+    be.adamw(&be, p_d, g_d, m_d, v_d, n, &k);
+    expect_close("backend adamw p (step 4)", p_d, p, n);
+    expect_close("backend adamw v", v_d, v, n);
+    const double sq = qtx_sum_squares(p, n), sq_d = be.sum_squares(&be, p_d, n);
+    T_CHECK(fabs(sq_d - sq) <= 1e-12 * sq + 1e-30, "sum of squares %.17g vs the CPU's %.17g", sq_d,
+            sq);
+    T_CHECK(be.sum_squares(&be, p_d, n) == sq_d, "sum of squares repeats bit for bit");
+    printf("  %-28s %.17g vs %.17g\n", "sum of squares", sq_d, sq);
+    qtx_backend_cuda_free(&be);
     free(y), free(x), free(p), free(g), free(m), free(v);
     cudaFree(y_d), cudaFree(x_d), cudaFree(p_d), cudaFree(g_d), cudaFree(m_d), cudaFree(v_d);
 }

@@ -64,7 +64,7 @@ static void test_schema_covers_config(void) {
         {"optim", offsetof(qtx_config, optim), sizeof(qtx_optim_config), 11},
         {"train", offsetof(qtx_config, train), sizeof(qtx_train_config), 10},
         {"parallel", offsetof(qtx_config, parallel), sizeof(qtx_parallel_config), 6},
-        {"device", offsetof(qtx_config, device), sizeof(qtx_device_config), 2},
+        {"device", offsetof(qtx_config, device), sizeof(qtx_device_config), 3},
     };
     T_CHECK(qtx_cfg_n_sections == 6, "%d sections", qtx_cfg_n_sections);
     int total = 0;
@@ -135,7 +135,9 @@ static void test_defaults(void) {
     T_CHECK(c.train.ckpt_keep == 2 && c.train.peak_flops == 0.0, "ckpt");
     T_CHECK(c.parallel.dp == 0 && c.parallel.tp == 1 && c.parallel.pp == 1, "parallel");
     T_CHECK(c.parallel.zero == 0 && c.parallel.micro_batches == 0, "zero");
-    T_CHECK(c.device.type == QTX_DEVICE_CPU && c.device.threads == 0, "device");
+    T_CHECK(c.device.type == QTX_DEVICE_CPU && c.device.threads == 0 &&
+                c.device.precision == QTX_PRECISION_FP32,
+            "device");
 
     /* Defaults plus data.train is a valid config. */
     OK(BASE);
@@ -244,8 +246,19 @@ static void test_round_trip(const char *src) {
                                  9};
     c.train = (qtx_train_config){77, 0, "123", 3, 11, 4, 13, 6, "null", 4.48e11};
     c.parallel = (qtx_parallel_config){4, 5, 5, 2, 2, "1,2,2"};
-    c.device = (qtx_device_config){QTX_DEVICE_CUDA, 3};
+    c.device = (qtx_device_config){QTX_DEVICE_STAGED, 3, QTX_PRECISION_FP32};
     qtx_err e = {0};
+    /* A device other than cpu takes tp = pp = 1, bf16 only cuda: two configs cover it all. */
+    const qtx_parallel_config par = c.parallel;
+    c.parallel.tp = c.parallel.pp = 1;
+    memset(c.parallel.stage_layers, 0, sizeof c.parallel.stage_layers);
+    T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
+    round_trip(&c, "staged");
+    c.device = (qtx_device_config){QTX_DEVICE_CUDA, 3, QTX_PRECISION_BF16};
+    T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
+    round_trip(&c, "cuda bf16");
+    c.parallel = par;
+    c.device = (qtx_device_config){QTX_DEVICE_CPU, 3, QTX_PRECISION_FP32};
     T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
     round_trip(&c, "every field");
 
@@ -373,7 +386,7 @@ static void test_parse_errors(void) {
     OK("data:\n  train: &p x\n  val: *p\n"); /* anchors and aliases are plain YAML */
     ERR("Model:\n  dim: 8\n", "t.yaml:1:1: unknown section 'Model' (did you mean 'model'?)");
     ERR("device:\n  type: CUDA\n",
-        "t.yaml:2:9: device.type: 'CUDA' is not one of cpu, cuda (did you mean 'cuda'?)");
+        "t.yaml:2:9: device.type: 'CUDA' is not one of cpu, cuda, staged (did you mean 'cuda'?)");
 
     /* More than 1 MiB is not a config (but exactly 1 MiB is read). */
     char *huge = malloc((1u << 20) + 64);

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# test_device.sh: the device code path of training, proven on the CPU. device.type: staged runs
+# the CPU kernels on memory the layers above must treat as a GPU's: parameters, gradients,
+# AdamW moments and ZeRO buffers live in the backend, batches are staged in, checkpoints are
+# copied out and back, and the update and norm are backend operations, exactly as with
+# device.type: cuda (only the kernels and NCCL differ, and those are tests/gpu/'s).
+#   - staged equals cpu bit for bit: every loss, parameter and moment, on one rank and on
+#     dp 2 with ZeRO 0, 1 and 2;
+#   - checkpoints cross both ways (cpu -> staged, staged -> cpu) and the resumed run ends
+#     bit-identical to the uninterrupted one;
+#   - device.type: cuda where no GPU (or no CUDA build) is: exit 2, one line, nothing written.
+# Usage: test_device.sh QTX SOURCE_ROOT
+set -uo pipefail
+export OMPI_MCA_rmaps_base_oversubscribe=1
+source "$(dirname "$0")/lib.sh" device "$@"
+qtx_dataset 512
+
+# Grouped-query attention (4 heads over 2), a checkpoint at step 10 to resume from.
+cat > cfg.yaml <<'YAML'
+model: {vocab_size: 512, dim: 64, n_layers: 4, n_heads: 4, n_kv_heads: 2, ffn_dim: 128, max_seq_len: 32}
+data: {train: data/train_*.h5, seq_len: 32, global_batch: 16, micro_batch: 2}
+optim: {lr: 1e-3, min_lr: 1e-4, warmup_steps: 5}
+train: {steps: 20, eval_every: 0, log_every: 1, peak_flops: 1e11, ckpt_every: 10}
+device: {threads: 1}
+YAML
+
+# losses RUN: the 20 losses as written (JSON, every digit of the double).
+losses() { grep -o '"loss": *[^,}]*' "$1/metrics.jsonl"; }
+
+# same A B WHAT: A's and B's losses and every saved tensor (params, adam_m, adam_v) are equal.
+same() {
+  local d
+  if [ "$(losses "$1" | wc -l)" = 20 ] && [ "$(losses "$1")" == "$(losses "$2")" ] &&
+    d=$("$QTX" ckpt diff "$1" "$2" --rtol 0 | head -1); then
+    ok "$3: losses and every tensor bit-identical ($d)"
+  else
+    fail "$3: $1 and $2 differ: $d"
+  fi
+}
+
+# train NAME NP SETS...: one run into out_dir NAME.
+train() {
+  local name=$1 np=$2
+  shift 2
+  local sets=(--set "train.out_dir=$name")
+  for s in "$@"; do sets+=(--set "$s"); done
+  if [ "$np" = 1 ]; then
+    timeout 300 "$QTX" train cfg.yaml "${sets[@]}" >"$name.log" 2>&1
+  else
+    timeout 300 $MPI -np "$np" "$QTX" train cfg.yaml "${sets[@]}" >"$name.log" 2>&1
+  fi || fail "$name: exit $? ($(grep -m1 error "$name.log"))"
+}
+
+train cpu 1
+train staged 1 device.type=staged
+same staged cpu "one rank"
+grep -q "checkpoint staged/ckpt/step_00000020" staged.log && ok "staged saves checkpoints" ||
+  fail "staged: no checkpoint line"
+
+for z in 0 1 2; do
+  train "cpu_z$z" 2 parallel.zero=$z
+  train "staged_z$z" 2 parallel.zero=$z device.type=staged
+  same "staged_z$z" "cpu_z$z" "dp 2, ZeRO-$z"
+done
+
+# Checkpoints cross between the host and the device path both ways.
+train cpu_to_staged 1 device.type=staged train.resume=cpu/ckpt/step_00000010
+grep -q "resumed from cpu/ckpt/step_00000010 at step 10" cpu_to_staged.log &&
+  d=$("$QTX" ckpt diff cpu_to_staged cpu --rtol 0 | head -1) &&
+  ok "a CPU checkpoint resumes on the device path, ending bit-identical ($d)" ||
+  fail "cpu -> staged: $d $(grep -m1 -e error -e resumed cpu_to_staged.log)"
+train staged_to_cpu 2 parallel.zero=2 train.resume=staged_z2/ckpt/step_00000010
+grep -q "resumed from staged_z2/ckpt/step_00000010 at step 10" staged_to_cpu.log &&
+  d=$("$QTX" ckpt diff staged_to_cpu cpu_z2 --rtol 0 | head -1) &&
+  ok "a device-path ZeRO-2 checkpoint resumes on the CPU, ending bit-identical ($d)" ||
+  fail "staged -> cpu: $d $(grep -m1 -e error -e resumed staged_to_cpu.log)"
+
+# device.type: cuda without a GPU here (or without CUDA in this build): refused before any
+# work, exit 2, one line on every layout, nothing created. Skipped where a GPU is visible
+# (tests/gpu/test_gpu_train.sh covers that machine).
+if nvidia-smi -L >/dev/null 2>&1; then
+  echo "skip: a GPU is visible; the no-GPU refusal is not checked here"
+else
+  no_gpu='^qtx: error: device\.type = cuda, but (rank 0 sees no GPU \(.+\); run on GPU nodes or set device\.type: cpu|this qtx was built without CUDA \(QTX_CUDA=OFF\); rebuild where the CUDA toolkit and NCCL are found, or set device\.type: cpu)$'
+  for np in 1 2; do
+    rc=0
+    if [ $np = 1 ]; then
+      "$QTX" train cfg.yaml --set device.type=cuda --set train.out_dir=nogpu >nogpu.out 2>nogpu.err || rc=$?
+    else
+      $MPI -np 2 "$QTX" train cfg.yaml --set device.type=cuda --set train.out_dir=nogpu \
+        >nogpu.out 2>nogpu.err || rc=$?
+    fi
+    err=$(grep '^qtx' nogpu.err) # the ranks' lines; mpirun adds its own banner
+    if [ $rc = 2 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -qE "$no_gpu" &&
+      [ ! -e nogpu ]; then
+      ok "device.type: cuda without a GPU, $np rank(s): exit 2, one line ($err)"
+    else
+      fail "cuda without a GPU, $np rank(s): rc $rc, out_dir $( [ -e nogpu ] && echo created || echo absent): $err"
+    fi
+  done
+fi
+
+qtx_done
