@@ -127,6 +127,11 @@ rc=$?
 [ $rc = 2 ] && grep -qxF "qtx: error: --resume latest: none has no checkpoint (no none/ckpt/latest); train without --resume, or use train.resume: auto to resume only when one exists" none.log &&
   ok "--resume latest without a checkpoint" || fail "resume latest: rc $rc $(cat none.log)"
 
+"$QTX" ckpt diff "$G" "$G" --kind all >kind.log 2>&1
+rc=$?
+[ $rc = 2 ] && grep -qxF "qtx: error: --kind 'all': expected param, adam_m or adam_v (without --kind: all three)" kind.log &&
+  ok "ckpt diff refuses an unknown --kind" || fail "ckpt diff --kind all: rc $rc $(cat kind.log)"
+
 # ---- auto resume, retention, the checkpoint resumed from is kept -------------------------------
 "$QTX" train cfg.yaml --set train.out_dir=auto --set train.resume=auto --set train.steps=10 >auto1.log 2>&1
 "$QTX" train cfg.yaml --set train.out_dir=auto --set train.resume=auto --set train.ckpt_every=2 \
