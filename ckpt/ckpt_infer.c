@@ -73,6 +73,7 @@ int qtx_infer_load_ckpt(qtx_infer_model *m, const char *path, qtx_err *e) {
     qtx_ckpt_close(g->r); /* every tensor is gathered: the mapping is no longer needed */
     g->r = NULL;
     m->tok = tok;
+    m->free_tok = qtx_tokenizer_free;
     if (tok) snprintf(m->tokenizer_hash, sizeof m->tokenizer_hash, "%s", qtx_tokenizer_hash(tok));
     return QTX_OK;
 }

@@ -51,49 +51,39 @@ static int writes_tensor(const qtx_grid *g, const qtx_tensor_desc *t) {
     return 1;
 }
 
-/* The state a checkpoint holds, as host pointers: the engine's own buffers on a host-memory
- * backend, else host copies of them (made when a checkpoint is saved or loaded, never in the
- * step loop). */
-typedef struct host_state {
-    float *params, *m, *v;
-    size_t pbytes, sbytes;
-    int copied;
-} host_state;
+/* Backend memory seen from the host for the checkpoint: directly on a host-memory backend,
+ * else one piece at a time through a host buffer that grows to the largest piece (a tensor or
+ * the part of one a rank owns), made per save or load, never in the step loop. One piece in
+ * use at a time: each is written or copied in before the next is asked for. */
+typedef struct stager {
+    qtx_backend *be;
+    float *buf;
+    size_t cap; /* floats */
+} stager;
 
-static void host_state_open(qtx_engine *eng, host_state *h, int fetch) {
-    qtx_model *md = &eng->model;
-    const qtx_zero *z = &eng->zero;
-    memset(h, 0, sizeof *h);
-    h->pbytes = (size_t)md->layout.n_floats * sizeof(float);
-    h->sbytes = (size_t)(z->shard_floats > 0 ? z->shard_floats : 1) * sizeof(float);
-    if (md->be.host_memory) {
-        h->params = md->params;
-        h->m = z->m;
-        h->v = z->v;
-        return;
+static float *stage_buf(stager *s, int64_t n) {
+    if ((size_t)n > s->cap) {
+        free(s->buf);
+        s->cap = (size_t)n;
+        s->buf = qtx_malloc(s->cap * sizeof(float));
     }
-    h->copied = 1;
-    h->params = qtx_alloc_big(h->pbytes);
-    h->m = qtx_alloc_big(h->sbytes);
-    h->v = qtx_alloc_big(h->sbytes);
-    if (!fetch) return;
-    md->be.to_host(&md->be, h->params, md->params, h->pbytes);
-    md->be.to_host(&md->be, h->m, z->m, h->sbytes);
-    md->be.to_host(&md->be, h->v, z->v, h->sbytes);
+    return s->buf;
 }
 
-/* Frees the copies; push: first moves them to the backend (after a successful load). */
-static void host_state_close(qtx_engine *eng, host_state *h, int push) {
-    if (!h->copied) return;
-    qtx_model *md = &eng->model;
-    if (push) {
-        md->be.to_device(&md->be, md->params, h->params, h->pbytes);
-        md->be.to_device(&md->be, eng->zero.m, h->m, h->sbytes);
-        md->be.to_device(&md->be, eng->zero.v, h->v, h->sbytes);
-    }
-    qtx_free_big(h->params, h->pbytes);
-    qtx_free_big(h->m, h->sbytes);
-    qtx_free_big(h->v, h->sbytes);
+/* n floats of backend memory at src, readable on the host until the next call. */
+static const float *stage_out(stager *s, const float *src, int64_t n) {
+    if (s->be->host_memory) return src;
+    float *h = stage_buf(s, n);
+    s->be->to_host(s->be, h, src, (size_t)n * sizeof(float));
+    return h;
+}
+
+/* Where to read n floats meant for backend memory at dst; stage_in then puts them there. */
+static float *stage_at(stager *s, float *dst, int64_t n) {
+    return s->be->host_memory ? dst : stage_buf(s, n);
+}
+static void stage_in(stager *s, float *dst, int64_t n) {
+    if (!s->be->host_memory) s->be->to_device(s->be, dst, s->buf, (size_t)n * sizeof(float));
 }
 
 static int write_rank(qtx_engine *eng, const char *tmp, int64_t *bytes, qtx_err *e) {
@@ -102,8 +92,7 @@ static int write_rank(qtx_engine *eng, const char *tmp, int64_t *bytes, qtx_err 
     qtx_ckpt_writer *w;
     int rc = qtx_ckpt_writer_open(&w, tmp, eng->g->rank, e);
     if (rc) return rc;
-    host_state h;
-    host_state_open(eng, &h, 1);
+    stager st = {&eng->model.be, NULL, 0};
     for (int i = 0; i < z->n_buckets && !rc; i++) {
         const qtx_bucket *b = &z->b[i];
         int64_t plo, phi;
@@ -115,15 +104,15 @@ static int write_rank(qtx_engine *eng, const char *tmp, int64_t *bytes, qtx_err 
             if (lo >= hi || !writes_tensor(eng->g, t)) continue;
             const int64_t pos = b->shard_pos + (lo - b->own_begin);
             qtx_ckpt_piece p = piece_of(t, "param", lo, hi);
-            rc = qtx_ckpt_write_piece(w, &p, h.params + lo, e);
+            rc = qtx_ckpt_write_piece(w, &p, stage_out(&st, eng->model.params + lo, hi - lo), e);
             p = piece_of(t, "adam_m", lo, hi);
-            if (!rc) rc = qtx_ckpt_write_piece(w, &p, h.m + pos, e);
+            if (!rc) rc = qtx_ckpt_write_piece(w, &p, stage_out(&st, z->m + pos, hi - lo), e);
             p = piece_of(t, "adam_v", lo, hi);
-            if (!rc) rc = qtx_ckpt_write_piece(w, &p, h.v + pos, e);
+            if (!rc) rc = qtx_ckpt_write_piece(w, &p, stage_out(&st, z->v + pos, hi - lo), e);
             *bytes += 3 * (hi - lo) * (int64_t)sizeof(float);
         }
     }
-    host_state_close(eng, &h, 0);
+    free(st.buf);
     int crc = qtx_ckpt_writer_close(w, e);
     return rc ? rc : crc;
 }
@@ -331,14 +320,15 @@ static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, int64_t *bytes, qtx_er
     qtx_zero *z = &eng->zero;
     const qtx_param_layout *l = &eng->model.layout;
     int rc = QTX_OK;
-    host_state h; /* every element is read below: nothing to fetch first */
-    host_state_open(eng, &h, 0);
+    stager st = {&eng->model.be, NULL, 0};
     for (int i = 0; i < l->n_tensors && !rc; i++) {
         const qtx_tensor_desc *t = &l->tensors[i];
         int64_t block[4];
         tp_block(t, block);
-        rc = qtx_ckpt_read(r, "param", t->name, t->shape, block, 0, t->numel, h.params + t->offset,
-                           e);
+        float *dst = eng->model.params + t->offset;
+        rc = qtx_ckpt_read(r, "param", t->name, t->shape, block, 0, t->numel,
+                           stage_at(&st, dst, t->numel), e);
+        if (!rc) stage_in(&st, dst, t->numel);
         *bytes += t->numel * (int64_t)sizeof(float);
     }
     for (int i = 0; i < z->n_buckets && !rc; i++) {
@@ -353,14 +343,16 @@ static int load_rank(qtx_engine *eng, qtx_ckpt_reader *r, int64_t *bytes, qtx_er
             tp_block(t, block);
             const int64_t pos = b->shard_pos + (lo - b->own_begin);
             rc = qtx_ckpt_read(r, "adam_m", t->name, t->shape, block, lo - t->offset,
-                               hi - t->offset, h.m + pos, e);
+                               hi - t->offset, stage_at(&st, z->m + pos, hi - lo), e);
+            if (!rc) stage_in(&st, z->m + pos, hi - lo);
             if (!rc)
                 rc = qtx_ckpt_read(r, "adam_v", t->name, t->shape, block, lo - t->offset,
-                                   hi - t->offset, h.v + pos, e);
+                                   hi - t->offset, stage_at(&st, z->v + pos, hi - lo), e);
+            if (!rc) stage_in(&st, z->v + pos, hi - lo);
             *bytes += 2 * (hi - lo) * (int64_t)sizeof(float);
         }
     }
-    host_state_close(eng, &h, rc == QTX_OK);
+    free(st.buf);
     return rc;
 }
 

@@ -222,6 +222,14 @@ int qtx_cuda_device_count(char *why, size_t cap) {
     return n;
 }
 
+int qtx_cuda_device_bus_id(int device, char *out, size_t cap, char *why, size_t why_cap) {
+    const cudaError_t err = cudaDeviceGetPCIBusId(out, (int)cap, device);
+    if (err == cudaSuccess) return 0;
+    if (why && why_cap) snprintf(why, why_cap, "%s", cudaGetErrorString(err));
+    if (cap) out[0] = '\0';
+    return -1;
+}
+
 int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap) {
     memset(out, 0, sizeof *out);
     if (!qtx_cuda_available(why, cap)) return -1;

@@ -18,6 +18,9 @@
 /* GPUs visible to this process: 0 with the reason in why when none (no driver, no device). */
 int qtx_cuda_device_count(char *why, size_t cap);
 
+/* GPU `device`'s PCI bus id ("0000:3b:00.0"): 0, or -1 with the reason in why. */
+int qtx_cuda_device_bus_id(int device, char *out, size_t cap, char *why, size_t why_cap);
+
 /* A backend on GPU `device`, with bf16 GEMM inputs when bf16: 0, or -1 with the reason in
  * why (no device, no memory). */
 int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap);

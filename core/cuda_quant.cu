@@ -43,12 +43,16 @@ __global__ static void quantize_q8_0_k(uint8_t *y, const float *x, int64_t nb) {
     for (int j = 0; j < QK; j++) yb[2 + j] = (uint8_t)(int8_t)roundf(__fmul_rn(xb[j], id));
 }
 
+/* Row r of W against activation row blockIdx.y (its q8_0 blocks at xq + y * nb blocks),
+ * written to y[blockIdx.y * ldy + r]: a matrix-vector product when gridDim.y is 1. */
 template <int Q4>
 __global__ static void qmatvec_k(const uint8_t *W, int64_t rows, int64_t nb, const uint8_t *xq,
-                                 float *y) {
+                                 float *y, int64_t ldy) {
     const int lane = threadIdx.x & 31;
     const int64_t r = (int64_t)blockIdx.x * WARPS_PER_BLOCK + (threadIdx.x >> 5);
     if (r >= rows) return;
+    xq += (size_t)blockIdx.y * nb * Q8_BYTES;
+    y += (size_t)blockIdx.y * ldy;
     const size_t wb = Q4 ? Q4_BYTES : Q8_BYTES;
     const uint8_t *w = W + (size_t)r * nb * wb;
     float acc = 0.0f;
@@ -90,26 +94,32 @@ int qtx_cuda_quantize_q8_0(void *y, const float *x, int64_t n, void *stream, cha
     return qtx_launched("quantize_q8_0", why, cap);
 }
 
-int qtx_cuda_qmatvec(int wt, const void *W, int64_t rows, int64_t n, const void *xq, float *y,
-                     void *stream, char *why, size_t cap) {
-    if ((wt != 2 && wt != 8) || n % QK) {
+int qtx_cuda_qmatmul(int wt, const void *W, int64_t rows, int64_t n, const void *xq, int64_t m,
+                     float *Y, int64_t ldy, void *stream, char *why, size_t cap) {
+    if ((wt != 2 && wt != 8) || n % QK || m < 0 || m > 65535 || ldy < rows) {
         if (why && cap)
             snprintf(why, cap,
-                     "qmatvec: type %d (q4_0 = 2, q8_0 = 8) with n = %lld (a multiple of 32)", wt,
-                     (long long)n);
+                     "qmatmul: type %d (q4_0 = 2, q8_0 = 8) with n = %lld (a multiple of 32), "
+                     "m = %lld (at most 65535), ldy = %lld (at least rows = %lld)",
+                     wt, (long long)n, (long long)m, (long long)ldy, (long long)rows);
         return -1;
     }
-    const unsigned grid = (unsigned)((rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK);
+    const dim3 grid((unsigned)((rows + WARPS_PER_BLOCK - 1) / WARPS_PER_BLOCK), (unsigned)m);
     const cudaStream_t s = (cudaStream_t)stream;
-    if (rows > 0) {
+    if (rows > 0 && m > 0) {
         if (wt == 2)
             qmatvec_k<1><<<grid, 32 * WARPS_PER_BLOCK, 0, s>>>((const uint8_t *)W, rows, n / QK,
-                                                               (const uint8_t *)xq, y);
+                                                               (const uint8_t *)xq, Y, ldy);
         else
             qmatvec_k<0><<<grid, 32 * WARPS_PER_BLOCK, 0, s>>>((const uint8_t *)W, rows, n / QK,
-                                                               (const uint8_t *)xq, y);
+                                                               (const uint8_t *)xq, Y, ldy);
     }
-    return qtx_launched("qmatvec", why, cap);
+    return qtx_launched("qmatmul", why, cap);
+}
+
+int qtx_cuda_qmatvec(int wt, const void *W, int64_t rows, int64_t n, const void *xq, float *y,
+                     void *stream, char *why, size_t cap) {
+    return qtx_cuda_qmatmul(wt, W, rows, n, xq, 1, y, rows, stream, why, cap);
 }
 
 } /* extern "C" */

@@ -23,6 +23,12 @@ int qtx_cuda_quantize_q8_0(void *y, const float *x, int64_t n, void *stream, cha
 int qtx_cuda_qmatvec(int wt, const void *W, int64_t rows, int64_t n, const void *xq, float *y,
                      void *stream, char *why, size_t cap);
 
+/* Y[i, :] = W x_i for the m activation rows x_i (q8_0 blocks of n values each, back to back),
+ * row i of Y at Y + i * ldy: prompts (m tokens at once; m <= 65535). Each (row, token) is one
+ * warp's dot product, as in qtx_cuda_qmatvec: exact block sums, the same bits as it. */
+int qtx_cuda_qmatmul(int wt, const void *W, int64_t rows, int64_t n, const void *xq, int64_t m,
+                     float *Y, int64_t ldy, void *stream, char *why, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

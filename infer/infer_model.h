@@ -39,7 +39,8 @@ typedef struct qtx_infer_model {
     qtx_infer_layer *layers;
     void *owner; /* what keeps the weights alive: a GGUF mapping or gathered buffers */
     void (*free_owner)(void *);
-    qtx_tokenizer *tok;      /* the model's tokenizer when its source carries one, else NULL */
+    qtx_tokenizer *tok; /* the model's tokenizer when its source carries one, else NULL */
+    void (*free_tok)(qtx_tokenizer *); /* how qtx_infer_free releases tok */
     char tokenizer_hash[80]; /* SHA-256 of the training tokenizer.json, as shards carry it */
 
     /* Runtime state for up to max_batch tokens at once. */

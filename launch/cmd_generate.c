@@ -7,6 +7,9 @@
 
 #include "check.h"
 #include "cli.h"
+#ifdef QTX_HAVE_CUDA
+#include "cuda_infer_model.h"
+#endif
 #include "commands.h"
 #include "infer_args.h"
 #include "log.h"
@@ -31,6 +34,8 @@ static const char HELP[] =
     "  --ctx N               context length (default: the model's)\n"
     "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
     "                        memory, shared with the page cache; slower decoding)\n"
+    "  --device D            cpu (default), or cuda or cuda:N (GPU N, default 0): weights, KV\n"
+    "                        cache (f32 or q8) and every product on the GPU\n"
     "  -h, --help            this help\n";
 
 typedef struct gen_args {
@@ -38,6 +43,7 @@ typedef struct gen_args {
     long long n, top_k, seed, threads, ctx;
     double temp, top_p;
     int kv_k, kv_v, use_mmap;
+    int device; /* -1: the CPU; else the GPU's index */
 } gen_args;
 
 static int parse(int argc, char **argv, gen_args *a, int *done) {
@@ -48,6 +54,7 @@ static int parse(int argc, char **argv, gen_args *a, int *done) {
     a->temp = 0.8;
     a->top_p = 0.95;
     a->kv_k = a->kv_v = QTX_KV_Q8;
+    a->device = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v;
         int missing = 0;
@@ -83,6 +90,15 @@ static int parse(int argc, char **argv, gen_args *a, int *done) {
             a->top_p = strtod(v, &end);
             if (*end || !(a->top_p > 0 && a->top_p <= 1))
                 return qtx_usage_error("--top-p '%s': expected a number in (0, 1]", v);
+        } else if ((v = qtx_opt_value(argc, argv, &i, "--device", NULL, &missing))) {
+            long long d = 0;
+            if (!strcmp(v, "cpu"))
+                a->device = -1;
+            else if (!strcmp(v, "cuda") ||
+                     (!strncmp(v, "cuda:", 5) && !qtx_parse_int(v + 5, 0, 1023, &d)))
+                a->device = (int)d;
+            else
+                return qtx_usage_error("--device '%s': expected cpu, cuda or cuda:N", v);
         } else if ((v = qtx_opt_value(argc, argv, &i, "--kv-quant", NULL, &missing))) {
             if (qtx_parse_kv_types(v, &a->kv_k, &a->kv_v))
                 return qtx_usage_error("--kv-quant '%s': expected f32, q8 or q4, or K,V (q4,q8)",
@@ -102,11 +118,28 @@ static int parse(int argc, char **argv, gen_args *a, int *done) {
     return 0;
 }
 
+/* One forward pass of n tokens on the CPU model or, when gpu, its copy on the GPU. */
+static int forward(qtx_infer_model *m, void *gpu, const int32_t *tokens, int n, float *logits,
+                   qtx_err *e) {
+#ifdef QTX_HAVE_CUDA
+    if (gpu) return qtx_infer_cuda_forward(gpu, tokens, n, logits, 0, e);
+#else
+    (void)gpu;
+#endif
+    return qtx_infer_forward(m, tokens, n, logits, 0, e);
+}
+
 int qtx_cmd_generate(int argc, char **argv) {
     gen_args a = {0};
     int done;
     int rc = parse(argc, argv, &a, &done);
     if (rc || done) return rc;
+#ifndef QTX_HAVE_CUDA
+    if (a.device >= 0)
+        return qtx_usage_error("--device cuda: this qtx was built without CUDA (QTX_CUDA=OFF); "
+                               "use --device cpu");
+#endif
+    void *gpu = NULL;
     omp_set_num_threads(a.threads > 0 ? (int)a.threads : qtx_n_cores());
     qtx_err e = {0};
     qtx_infer_model m;
@@ -135,7 +168,17 @@ int qtx_cmd_generate(int argc, char **argv) {
         goto out;
     }
     const int batch = ids.n < 512 ? (int)ids.n : 512;
-    if ((rc = qtx_infer_start(&m, ctx, (qtx_kv_type)a.kv_k, (qtx_kv_type)a.kv_v, batch, &e)))
+#ifdef QTX_HAVE_CUDA
+    if (a.device >= 0) {
+        qtx_infer_cuda *g = NULL;
+        if ((rc = qtx_infer_cuda_create(&g, &m, a.device, ctx, (qtx_kv_type)a.kv_k,
+                                        (qtx_kv_type)a.kv_v, batch, &e)))
+            goto out;
+        gpu = g;
+    }
+#endif
+    if (!gpu &&
+        (rc = qtx_infer_start(&m, ctx, (qtx_kv_type)a.kv_k, (qtx_kv_type)a.kv_v, batch, &e)))
         goto out;
     logits = qtx_malloc((size_t)m.cfg.vocab_size * sizeof(float));
     qtx_sampler_init(&smp, m.cfg.vocab_size, (float)a.temp, (int)a.top_k, (float)a.top_p,
@@ -143,7 +186,7 @@ int qtx_cmd_generate(int argc, char **argv) {
     const double t0 = qtx_now_s();
     for (size_t at = 0; at < ids.n && !rc; at += (size_t)batch) {
         const int n = ids.n - at < (size_t)batch ? (int)(ids.n - at) : batch;
-        rc = qtx_infer_forward(&m, (const int32_t *)ids.v + at, n, logits, 0, &e);
+        rc = forward(&m, gpu, (const int32_t *)ids.v + at, n, logits, &e);
     }
     if (rc) goto out;
     const double t1 = qtx_now_s();
@@ -156,16 +199,19 @@ int qtx_cmd_generate(int argc, char **argv) {
         const char *bytes = qtx_tokenizer_token_bytes(m.tok, (uint32_t)next, &len);
         fwrite(bytes, 1, len, stdout);
         fflush(stdout);
-        if (produced + 1 < a.n && (rc = qtx_infer_forward(&m, &next, 1, logits, 0, &e))) goto out;
+        if (produced + 1 < a.n && (rc = forward(&m, gpu, &next, 1, logits, &e))) goto out;
     }
     fputc('\n', stdout);
     const double t2 = qtx_now_s();
     qtx_log_info("prompt: %zu tokens in %.3f s (%.1f tokens/s); decode: %lld tokens in %.3f s "
-                 "(%.1f tokens/s); %s weights",
+                 "(%.1f tokens/s); %s weights%s",
                  ids.n, t1 - t0, (double)ids.n / (t1 - t0 > 0 ? t1 - t0 : 1e-9), produced, t2 - t1,
                  (double)produced / (t2 - t1 > 0 ? t2 - t1 : 1e-9),
-                 qtx_qtype_get(m.main_type)->name);
+                 qtx_qtype_get(m.main_type)->name, gpu ? " on the GPU" : "");
 out:
+#ifdef QTX_HAVE_CUDA
+    qtx_infer_cuda_free(gpu);
+#endif
     qtx_sampler_free(&smp);
     free(logits);
     qtx_ids_free(&ids);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "adamw.h"
 #include "backend.h"
@@ -266,6 +267,40 @@ static int resume_dir(const qtx_config *c, const char *root, char *dir, size_t n
     return qtx_ckpt_resolve(strcmp(what, "auto") ? what : "latest", root, dir, n, e);
 }
 
+#ifdef QTX_HAVE_CUDA
+/* NCCL needs a GPU of its own per rank: every rank's (host, PCI bus id) is gathered and two
+ * ranks on one GPU are refused when data parallelism runs over NCCL (one line, every rank),
+ * instead of NCCL's "duplicate GPU" deep in its setup. Whether ranks see distinct GPUs
+ * through CUDA_VISIBLE_DEVICES or pick them by node-local rank, the bus id tells. */
+static int check_gpus_distinct(run *r, int device, qtx_err *e) {
+    char host[256] = "", bus[64] = "", why[256] = "";
+    gethostname(host, sizeof host - 1);
+    qtx_cuda_device_bus_id(device, bus, sizeof bus, why, sizeof why);
+    uint64_t h = 1469598103934665603ull; /* FNV-1a of host and bus id */
+    for (const char *p = host; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *p = bus; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    const int W = r->grid.world_size;
+    int64_t *ids = qtx_calloc((size_t)W, sizeof *ids),
+            *counts = qtx_calloc((size_t)W, sizeof *counts);
+    for (int i = 0; i < W; i++) counts[i] = 1;
+    ids[r->grid.rank] = (int64_t)h;
+    qtx_comm_allgatherv(r->world, ids, counts, QTX_I64);
+    int rc = QTX_OK;
+    for (int i = 0; i < W && !rc; i++)
+        for (int j = i + 1; j < W && !rc; j++)
+            if (ids[i] == ids[j] && r->grid.dp_size > 1)
+                rc = qtx_fail(e, QTX_ERR_INPUT,
+                              "device.type = cuda: ranks %d and %d share one GPU, but NCCL needs a "
+                              "GPU per rank; launch at most as many ranks per node as it has GPUs",
+                              i, j);
+    free(ids);
+    free(counts);
+    if (rc && r->grid.rank != 0) e->msg[0] = '\0'; /* the same verdict everywhere: rank 0 says it */
+    return rc;
+}
+#endif
+
 /* device.type: the backend this rank's model computes on and, for cuda, its GPU (the
  * node-local rank's, modulo the GPUs visible) and the NCCL twin of the DP group, following
  * the compute stream so each gradient bucket is reduced while backward goes on. Collective
@@ -290,10 +325,6 @@ static int open_device(run *r, int threads, qtx_err *e) {
                       "device.type = cuda, but rank %d sees no GPU (%s); run on GPU nodes or set "
                       "device.type: cpu",
                       r->grid.rank, why);
-    else if (local >= n)
-        qtx_log_warn("node-local rank %d shares GPU %d: %d GPU(s) on this node for more ranks; "
-                     "launch one rank per GPU",
-                     local, local % n, n);
     if (!rc) {
         device = local % n;
         if (qtx_backend_cuda_create(&r->backend, device,
@@ -304,6 +335,7 @@ static int open_device(run *r, int threads, qtx_err *e) {
             r->have_backend = 2;
     }
     if ((rc = qtx_comm_agree(r->world, rc, e))) return rc;
+    if ((rc = check_gpus_distinct(r, device, e))) return rc;
     r->dev.backend = &r->backend;
     if (r->grid.dp_size > 1) {
         r->dp_device = qtx_comm_nccl_create(r->grid.dp, device, "dp-nccl", e);
@@ -470,8 +502,11 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
                  (long long)qtx_loader_samples_per_epoch(r.train), (long long)step_tokens, threads,
                  peak / 1e9,
                  cfg->train.peak_flops > 0 ? " (train.peak_flops)"
-                 : on_gpu ? " (H100 SXM dense bf16; set train.peak_flops for another GPU)"
-                          : " (measured)");
+                 : on_gpu                  ? (cfg->device.precision == QTX_PRECISION_BF16
+                                                  ? " (H100 SXM dense bf16; set train.peak_flops for another GPU)"
+                                                  : " (H100 SXM dense bf16, which fp32 products do not reach: fp32 "
+                                                    "MFU reads low)")
+                                           : " (measured)");
 
     if (r.val && !from[0]) { /* where validation starts, to compare every later evaluation */
         int nb = 0;

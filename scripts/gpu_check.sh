@@ -21,6 +21,9 @@ rc=$?
 "$out/test_gpu_train" # 50 steps CPU vs CUDA fp32 and bf16, and the state crossing both ways
 rc=$?
 [ "$rc" = 0 ] || exit "$rc"
+"$out/test_gpu_infer" # generate --device cuda's forward pass against the CPU's
+rc=$?
+[ "$rc" = 0 ] || exit "$rc"
 # name dim layers heads kv_heads ffn vocab seq batch (untied head)
 for cfg in "124M 768 12 12 12 2048 50304 1024 8" "350M 1024 24 16 16 2816 50304 1024 8"; do
   read -r name d l h kv f v t b <<<"$cfg"

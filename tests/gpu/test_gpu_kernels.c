@@ -174,6 +174,7 @@ static void test_add_adamw(int64_t n) {
     qtx_adamw_apply(p, g, m, v, n, &k);
     be.adamw(&be, p_d, g_d, m_d, v_d, n, &k);
     expect_close("backend adamw p (step 4)", p_d, p, n);
+    expect_close("backend adamw m", m_d, m, n);
     expect_close("backend adamw v", v_d, v, n);
     const double sq = qtx_sum_squares(p, n), sq_d = be.sum_squares(&be, p_d, n);
     T_CHECK(fabs(sq_d - sq) <= 1e-12 * sq + 1e-30, "sum of squares %.17g vs the CPU's %.17g", sq_d,

@@ -77,7 +77,7 @@ grep -q "resumed from staged_z2/ckpt/step_00000010 at step 10" staged_to_cpu.log
 
 # device.type: cuda without a GPU here (or without CUDA in this build): refused before any
 # work, exit 2, one line on every layout, nothing created. Skipped where a GPU is visible
-# (tests/gpu/test_gpu_train.sh covers that machine).
+# (tests/gpu/ and scripts/gpu_check.sh cover that machine).
 if nvidia-smi -L >/dev/null 2>&1; then
   echo "skip: a GPU is visible; the no-GPU refusal is not checked here"
 else

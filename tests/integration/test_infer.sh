@@ -98,5 +98,18 @@ bad "--kv-quant 'q5': expected f32, q8 or q4, or K,V (q4,q8)" "$QTX" generate m_
 bad "--kv-quant 'q4,': expected f32, q8 or q4, or K,V (q4,q8)" "$QTX" eval m_q8_0.gguf --data data --kv-quant q4,
 bad "-n 200 exceed the context of 128 tokens; lower -n or raise --ctx" "$QTX" generate m_q8_0.gguf -p "And God said" -n 200
 bad "nothing.gguf: no such file or directory" "$QTX" eval nothing.gguf --data data
+bad "--device 'gpu': expected cpu, cuda or cuda:N" "$QTX" generate m_q8_0.gguf -p x --device gpu
+bad "--device 'cuda:x': expected cpu, cuda or cuda:N" "$QTX" generate m_q8_0.gguf -p x --device cuda:x
+# Where no GPU is visible (or CUDA was not built), --device cuda is refused in one line.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  "$QTX" generate m_q8_0.gguf -p x -n 2 --device cuda >bad.out 2>bad.err
+  rc=$?
+  if [ $rc = 2 ] && [ "$(wc -l <bad.err)" = 1 ] &&
+    grep -qE '^qtx: error: --device cuda: (no GPU \(.+\); use --device cpu|this qtx was built without CUDA \(QTX_CUDA=OFF\); use --device cpu)$' bad.err; then
+    ok "refused: $(cat bad.err)"
+  else
+    fail "--device cuda without a GPU: rc $rc: $(cat bad.err)"
+  fi
+fi
 
 qtx_done
