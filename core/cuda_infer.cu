@@ -84,7 +84,7 @@ __global__ static void kv_attend_k(float *out, const float *q, int64_t p0, int H
     }
     __syncthreads();
     float *sc = scores + ((int64_t)i * H + h) * ctx;
-    const float scale = rsqrtf((float)hd);
+    const float scale = 1.0f / sqrtf((float)hd); /* as the CPU computes it */
     float mx = -INFINITY;
     for (int64_t j = tid; j <= last; j += ATT_THREADS) {
         float s = 0.0f;

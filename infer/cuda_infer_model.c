@@ -17,6 +17,8 @@
 #include "quant.h"
 
 #define GEMM_WORKSPACE ((size_t)32 << 20)
+#define SCORE_BUDGET ((int64_t)64 << 20) /* floats of attention scores at once */
+#define LOGIT_ROWS 16                    /* rows of logits on the device at once */
 
 /* A weight on the device: f32 (f16 widened at upload), q8_0 or q4_0, ggml's ids. */
 typedef struct dtensor {
@@ -45,6 +47,7 @@ struct qtx_infer_cuda {
     size_t k_row, v_row; /* bytes per position */
     int64_t ctx, n_past;
     int max_batch;
+    int64_t att_tokens; /* tokens attended per launch: the scores scratch holds theirs */
     /* Activations for max_batch tokens. */
     float *x, *xn, *q, *k, *v, *att, *gu, *h, *tmp, *rstd, *scores, *logits;
     float *rope_cos, *rope_sin;
@@ -140,7 +143,12 @@ int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int de
     if (max_batch < 1 || max_batch > 65535 || ctx < 1)
         return qtx_fail(e, QTX_ERR_INPUT, "--device cuda: batch %d, context %lld", max_batch,
                         (long long)ctx);
-    CU(cudaSetDevice(device));
+    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads)
+        return qtx_fail(e, QTX_ERR_INPUT, "--device cuda: %d heads over %d kv heads", c->n_heads,
+                        c->n_kv_heads);
+    const cudaError_t se = cudaSetDevice(device);
+    if (se != cudaSuccess)
+        return qtx_fail(e, QTX_ERR_RUNTIME, "--device cuda:%d: %s", device, cudaGetErrorString(se));
     qtx_infer_cuda *g = qtx_calloc(1, sizeof *g);
     *out = g;
     g->cfg = *c;
@@ -152,7 +160,12 @@ int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int de
     g->layers = qtx_calloc((size_t)c->n_layers, sizeof *g->layers);
     g->K = qtx_calloc((size_t)c->n_layers, sizeof *g->K);
     g->V = qtx_calloc((size_t)c->n_layers, sizeof *g->V);
-    CU(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
+    if (cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking) != cudaSuccess) {
+        g->stream = NULL;
+        qtx_fail(e, QTX_ERR_RUNTIME, "--device cuda: a stream: %s",
+                 cudaGetErrorString(cudaGetLastError()));
+        goto fail;
+    }
     char why[256] = "";
     if (qtx_cuda_gemm_create(&g->gemm, GEMM_WORKSPACE, why, sizeof why)) {
         qtx_fail(e, QTX_ERR_RUNTIME, "--device cuda: %s", why);
@@ -191,6 +204,11 @@ int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int de
         if (dev_alloc(&g->K[l], (size_t)ctx * g->k_row, "the KV cache", e) ||
             dev_alloc(&g->V[l], (size_t)ctx * g->v_row, "the KV cache", e))
             goto fail;
+    /* Attention keeps every score of att_tokens tokens at once: as many as a 64M-float
+     * budget allows (a long context with a large batch would otherwise need gigabytes). */
+    g->att_tokens = SCORE_BUDGET / ((int64_t)c->n_heads * ctx);
+    if (g->att_tokens < 1) g->att_tokens = 1;
+    if (g->att_tokens > max_batch) g->att_tokens = max_batch;
     const int64_t B = max_batch, widest = F > qd ? (F > C ? F : C) : (qd > C ? qd : C);
     struct {
         float **p;
@@ -205,8 +223,8 @@ int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int de
                 {&g->gu, B * 2 * F},
                 {&g->h, B * F},
                 {&g->rstd, B},
-                {&g->logits, B * V},
-                {&g->scores, B * c->n_heads * ctx},
+                {&g->logits, LOGIT_ROWS * V},
+                {&g->scores, g->att_tokens * c->n_heads * ctx},
                 {&g->rope_cos, ctx * hd / 2},
                 {&g->rope_sin, ctx * hd / 2}};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -218,9 +236,17 @@ int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int de
     const size_t tab = (size_t)(ctx * hd / 2) * sizeof(float);
     float *cs = qtx_malloc(2 * tab);
     qtx_rope_tables(cs, cs + tab / sizeof(float), (int)ctx, (int)hd, c->rope_theta);
-    CU(cudaMemcpy(g->rope_cos, cs, tab, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(g->rope_sin, cs + tab / sizeof(float), tab, cudaMemcpyHostToDevice));
+    const int ok = cudaMemcpy(g->rope_cos, cs, tab, cudaMemcpyHostToDevice) == cudaSuccess &&
+                   cudaMemcpy(g->rope_sin, cs + tab / sizeof(float), tab, cudaMemcpyHostToDevice) ==
+                       cudaSuccess;
     free(cs);
+    /* Copies from pageable memory may still be in flight; the non-blocking stream would not
+     * wait for them. */
+    if (!ok || cudaDeviceSynchronize() != cudaSuccess) {
+        qtx_fail(e, QTX_ERR_RUNTIME, "--device cuda: uploading the model: %s",
+                 cudaGetErrorString(cudaGetLastError()));
+        goto fail;
+    }
     qtx_log_info("GPU %d: weights %.1f MB; KV cache %lld tokens, %.1f KiB per token (%s keys, %s "
                  "values), %.1f MB",
                  device, g->weight_bytes / 1e6, (long long)ctx,
@@ -300,8 +326,12 @@ int qtx_infer_cuda_forward(qtx_infer_cuda *g, const int32_t *tokens, int n, floa
             CUDA_OK(qtx_cuda_quantize_q8_0(Vl, g->v, n * kvd, s, WHY));
         else
             CU(cudaMemcpyAsync(Vl, g->v, (size_t)n * g->v_row, cudaMemcpyDeviceToDevice, s));
-        CUDA_OK(qtx_cuda_kv_attend(g->att, g->q, n, p0, c->n_heads, c->n_kv_heads, (int)hd, g->K[l],
-                                   g->k_q8, g->V[l], g->v_q8, g->scores, g->ctx, s, WHY));
+        for (int i0 = 0; i0 < n; i0 += (int)g->att_tokens) {
+            const int nt = n - i0 < g->att_tokens ? n - i0 : (int)g->att_tokens;
+            CUDA_OK(qtx_cuda_kv_attend(g->att + i0 * qd, g->q + i0 * qd, nt, p0 + i0, c->n_heads,
+                                       c->n_kv_heads, (int)hd, g->K[l], g->k_q8, g->V[l], g->v_q8,
+                                       g->scores, g->ctx, s, WHY));
+        }
         matmul(g, &L->wo, g->att, n, g->tmp);
         CUDA_OK(qtx_cuda_add(g->x, g->tmp, n * C, s, WHY));
         CUDA_OK(qtx_cuda_rmsnorm_fwd(g->xn, g->rstd, g->x, L->ffn_norm, n, C, c->norm_eps, s, WHY));
@@ -315,14 +345,17 @@ int qtx_infer_cuda_forward(qtx_infer_cuda *g, const int32_t *tokens, int n, floa
         CUDA_OK(qtx_cuda_add(g->x, g->tmp, n * C, s, WHY));
     }
     g->n_past += n;
-    const int64_t rows = all_logits ? n : 1;
-    const float *last = all_logits ? g->x : g->x + (int64_t)(n - 1) * C;
-    CUDA_OK(
-        qtx_cuda_rmsnorm_fwd(g->xn, g->rstd, last, g->output_norm, rows, C, c->norm_eps, s, WHY));
-    matmul(g, &g->output, g->xn, rows, g->logits);
-    CU(cudaMemcpyAsync(logits, g->logits, (size_t)(rows * V) * sizeof(float),
-                       cudaMemcpyDeviceToHost, s));
-    CU(cudaStreamSynchronize(s));
+    /* The head over LOGIT_ROWS rows at a time: the last token's, or every token's. */
+    for (int i0 = all_logits ? 0 : n - 1; i0 < n; i0 += LOGIT_ROWS) {
+        const int64_t rows = n - i0 < LOGIT_ROWS ? n - i0 : LOGIT_ROWS;
+        CUDA_OK(qtx_cuda_rmsnorm_fwd(g->xn, g->rstd, g->x + (int64_t)i0 * C, g->output_norm, rows,
+                                     C, c->norm_eps, s, WHY));
+        matmul(g, &g->output, g->xn, rows, g->logits);
+        float *dst = logits + (all_logits ? (int64_t)i0 * V : 0);
+        CU(cudaMemcpyAsync(dst, g->logits, (size_t)(rows * V) * sizeof(float),
+                           cudaMemcpyDeviceToHost, s));
+        CU(cudaStreamSynchronize(s)); /* pageable destination: the copy is done when this returns */
+    }
     return QTX_OK;
 }
 

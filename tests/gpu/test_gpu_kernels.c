@@ -27,6 +27,7 @@
 #include "cuda_attention.h"
 #include "cuda_backend.h"
 #include "cuda_gemm.h"
+#include "cuda_infer.h"
 #include "cuda_kernels.h"
 #include "cuda_quant.h"
 #include "cuda_xent.h"
@@ -376,6 +377,70 @@ static void test_xent(int64_t rows, int64_t vl, int64_t v0) {
     cudaFree(z_d), cudaFree(m_d), cudaFree(s_d), cudaFree(l_d), cudaFree(t_d);
 }
 
+/* qtx_cuda_kv_attend against the same attention on the host in double: keys and values f32
+ * or q8_0 rows (made by the reference quantizer), and with q8_0 keys the query quantized by
+ * that quantizer too, the scores integer block sums times both scales. Within 1e-5. */
+static void test_kv_attend(int n, int64_t p0, int H, int KV, int hd, int k_q8, int v_q8) {
+    char why[256] = "";
+    const int64_t P = p0 + n, kvd = (int64_t)KV * hd, ctx = P + 3;
+    const qtx_qtype_traits *q8 = qtx_qtype_get(QTX_Q_Q8_0);
+    const size_t q8_row = qtx_qtype_row_bytes(QTX_Q_Q8_0, kvd);
+    float *q = host_rand((int64_t)n * H * hd, 1.0f, 0.0f);
+    float *kf = host_rand(P * kvd, 1.0f, 0.0f), *vf = host_rand(P * kvd, 1.0f, 0.0f);
+    uint8_t *kq = malloc(P * q8_row), *vq = malloc(P * q8_row);
+    for (int64_t j = 0; j < P; j++) {
+        q8->quantize_row(kf + j * kvd, kq + j * q8_row, kvd);
+        q8->quantize_row(vf + j * kvd, vq + j * q8_row, kvd);
+        /* the host reference reads what the cache holds */
+        if (k_q8) q8->dequantize_row(kq + j * q8_row, kf + j * kvd, kvd);
+        if (v_q8) q8->dequantize_row(vq + j * q8_row, vf + j * kvd, kvd);
+    }
+    float *ref = malloc((size_t)n * H * hd * sizeof(float)),
+          *qh = malloc((size_t)hd * sizeof(float));
+    uint8_t *qb = malloc(qtx_qtype_row_bytes(QTX_Q_Q8_0, hd));
+    double *sc = malloc((size_t)P * sizeof(double));
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < H; h++) {
+            const float *qi = q + ((int64_t)i * H + h) * hd;
+            memcpy(qh, qi, (size_t)hd * sizeof(float));
+            if (k_q8) { /* the query as the kernel sees it: q8_0, then back */
+                q8->quantize_row(qi, qb, hd);
+                q8->dequantize_row(qb, qh, hd);
+            }
+            const int kvh = h / (H / KV);
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t j = 0; j <= p0 + i; j++) {
+                double d = 0.0;
+                for (int t = 0; t < hd; t++) d += (double)qh[t] * kf[j * kvd + kvh * hd + t];
+                sc[j] = d / sqrt((double)hd);
+                if (sc[j] > mx) mx = sc[j];
+            }
+            for (int64_t j = 0; j <= p0 + i; j++) sum += (sc[j] = exp(sc[j] - mx));
+            for (int t = 0; t < hd; t++) {
+                double o = 0.0;
+                for (int64_t j = 0; j <= p0 + i; j++) o += sc[j] * vf[j * kvd + kvh * hd + t];
+                ref[((int64_t)i * H + h) * hd + t] = (float)(o / sum);
+            }
+        }
+    float *q_d = dev_copy(q, (int64_t)n * H * hd), *o_d = dev_alloc((int64_t)n * H * hd);
+    float *s_d = dev_alloc((int64_t)n * H * ctx);
+    void *k_d = NULL, *v_d = NULL;
+    const size_t kb = k_q8 ? P * q8_row : (size_t)(P * kvd) * sizeof(float);
+    const size_t vb = v_q8 ? P * q8_row : (size_t)(P * kvd) * sizeof(float);
+    T_CHECK(cudaMalloc(&k_d, kb) == cudaSuccess && cudaMalloc(&v_d, vb) == cudaSuccess, "malloc");
+    cudaMemcpy(k_d, k_q8 ? (const void *)kq : (const void *)kf, kb, cudaMemcpyHostToDevice);
+    cudaMemcpy(v_d, v_q8 ? (const void *)vq : (const void *)vf, vb, cudaMemcpyHostToDevice);
+    T_CHECK(!qtx_cuda_kv_attend(o_d, q_d, n, p0, H, KV, hd, k_d, k_q8, v_d, v_q8, s_d, ctx, NULL,
+                                why, sizeof why),
+            "%s", why);
+    char what[64];
+    snprintf(what, sizeof what, "kv attend %s keys %s values", k_q8 ? "q8" : "f32",
+             v_q8 ? "q8" : "f32");
+    expect_close(what, o_d, ref, (int64_t)n * H * hd);
+    free(q), free(kf), free(vf), free(kq), free(vq), free(ref), free(qh), free(qb), free(sc);
+    cudaFree(q_d), cudaFree(o_d), cudaFree(s_d), cudaFree(k_d), cudaFree(v_d);
+}
+
 /* One training step of the same model on the CPU and on the CUDA backend. In fp32 only the
  * order of sums differs: loss within 1e-5, gradients within 1e-4. With bf16 GEMM inputs each
  * operand keeps 8 significant bits (rounding ~0.2% relative) through ~15 GEMMs a step: loss
@@ -462,6 +527,13 @@ int main(void) {
     test_xent(1, 50, 0);
     test_xent(37, 1000, 0);
     test_xent(64, 4099, 100);
+    printf("KV-cache attention (inference)\n");
+    for (int kq = 0; kq <= 1; kq++)
+        for (int vq = 0; vq <= 1; vq++) {
+            test_kv_attend(1, 0, 4, 2, 64, kq, vq);
+            test_kv_attend(5, 37, 8, 2, 128, kq, vq);
+            test_kv_attend(3, 300, 6, 6, 64, kq, vq);
+        }
     printf("model (a training step on the CUDA backend)\n");
     test_model_step(0);
     test_model_step(1);
