@@ -166,13 +166,13 @@ static void add(qtx_backend *be, float *y, const float *x, int64_t n) {
 }
 
 /* qtx_head_xent on the device, chunk by chunk: logits by GEMM, the three cross-entropy steps
- * (no tensor parallelism here: the model allows none on this backend), then the two backward
- * GEMMs. Scratch: logits [chunk, vl], row maxima [chunk], sums and target logits [2 chunk],
- * losses [chunk]. The losses are summed on the host in row order, in double, as on the CPU. */
+ * (with the TP reductions between them, as on the CPU), then the two backward GEMMs. Scratch:
+ * logits [chunk, vl], row maxima [chunk], sums and target logits [2 chunk], losses [chunk]. The
+ * losses are summed on the host in row order, in double, as on the CPU. */
 static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, const float *W,
                         const int32_t *targets, int64_t n, int64_t c, int64_t vl, int64_t v0,
                         float grad_scale, float *scratch, int64_t chunk, const qtx_tp_ops *tp) {
-    QTX_CHECK(!tp || !tp->sum, "cuda backend: no tensor parallelism yet");
+    if (tp && !tp->sum) tp = NULL;
     cuda_ctx *cx = ctx_of(be);
     if (cx->host_loss_n < chunk) { /* once, on the first step */
         free(cx->host_loss);
@@ -186,7 +186,12 @@ static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, c
         const int64_t rows = n - r0 < chunk ? n - r0 : chunk;
         sgemm(be, 0, 1, rows, vl, c, 1.0f, x + r0 * c, c, W, c, 0.0f, logits, vl);
         CUDA_OK(qtx_cuda_xent_max(rmax, logits, rows, vl, cx->stream, WHY));
+        /* Vocabulary-parallel: the row maxima, then sums and target logits (adjacent: one
+         * reduction), over the TP group on device memory (NCCL follows this stream; the
+         * all-reduce returns when it is done). */
+        if (tp) tp->max(tp->ctx, rmax, rows);
         CUDA_OK(qtx_cuda_xent_sum(rsum, logits, rmax, targets + r0, rows, vl, v0, cx->stream, WHY));
+        if (tp) tp->sum(tp->ctx, rsum, 2 * rows);
         CUDA_OK(qtx_cuda_xent_finish(loss, logits, rmax, rsum, targets + r0, rows, vl, v0,
                                      grad_scale, dx != NULL, cx->stream, WHY));
         cu_to_host(be, cx->host_loss, loss, (size_t)rows * sizeof(float));

@@ -89,12 +89,6 @@ void qtx_model_create_ex(qtx_model *m, const qtx_model_config *cfg, const qtx_sh
     m->hooks = o->hooks;
     m->n_slots = o->n_slots;
     m->be = o->backend ? *o->backend : qtx_backend_cpu(qtx_num_threads());
-    /* Pipeline stages and tensor parallelism move activations between ranks through host
-     * pointers today; data parallelism and ZeRO (gradient hooks, no_grads) work on any
-     * backend's memory. */
-    QTX_CHECK(m->be.host_memory ||
-                  (o->n_slots == 1 && spec->tp_size == 1 && spec->has_embedding && spec->has_head),
-              "model on the %s backend: one slot, tp 1 and all layers (pp 1) only", m->be.name);
     qtx_layout_build(&m->layout, cfg, spec);
     const size_t pbytes = (size_t)m->layout.n_floats * sizeof(float);
     m->params = m->be.alloc(&m->be, pbytes);

@@ -49,9 +49,9 @@ typedef struct qtx_model_options {
     int n_slots;  /* micro-batches whose activations are kept at once (pipeline); >= 1 */
     int no_grads; /* 1: no gradient buffer (ZeRO-2 binds staging per unit) */
     qtx_model_hooks hooks;
-    /* Where it computes; NULL: the CPU on the current OpenMP thread count. A backend
-     * without host memory (CUDA, staged) takes all layers and no tensor parallelism for now
-     * (one slot): data parallelism and ZeRO only. */
+    /* Where it computes; NULL: the CPU on the current OpenMP thread count. With a backend
+     * whose memory is not the host's, the hooks' reductions and the pipeline's transfers
+     * get that backend's pointers (parallel/ gives them NCCL communicators on GPUs). */
     const qtx_backend *backend;
 } qtx_model_options;
 

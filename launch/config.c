@@ -571,11 +571,6 @@ static int validate_at(const vctx *v, qtx_err *e) {
                      "set parallel.zero to 0, or parallel.dp to auto or more than 1",
                      p->zero);
     const qtx_device_config *dv = &c->device;
-    if (dv->type != QTX_DEVICE_CPU && (p->tp > 1 || p->pp > 1))
-        return vfail(v, e, "device.type", p->tp > 1 ? "parallel.tp" : "parallel.pp", NULL,
-                     "device.type = %s trains data-parallel only in this version (ZeRO 0-2), but "
-                     "parallel.tp = %d and parallel.pp = %d; set both to 1, or device.type to cpu",
-                     qtx_device_type_name(dv->type), p->tp, p->pp);
     if (dv->precision == QTX_PRECISION_BF16 && dv->type != QTX_DEVICE_CUDA)
         return vfail(v, e, "device.precision", "device.type", NULL,
                      "device.precision = bf16 needs the tensor cores of device.type: cuda, but "
@@ -674,9 +669,7 @@ static const char DOCS_RULES[] =
     "- `parallel.tp` divides `model.n_heads`, `model.n_kv_heads`, `model.ffn_dim` and\n"
     "  `model.vocab_size`; `parallel.pp` is at most `model.n_layers`.\n"
     "- `parallel.zero > 0` needs more than one data-parallel rank (`parallel.dp` auto or > 1).\n"
-    "- `device.type` other than `cpu` needs `parallel.tp = 1` and `parallel.pp = 1` (data\n"
-    "  parallelism and ZeRO only, for now); `device.precision = bf16` needs `device.type = "
-    "cuda`.\n";
+    "- `device.precision = bf16` needs `device.type = cuda`.\n";
 
 void qtx_config_write_docs(FILE *f) {
     qtx_config defaults;

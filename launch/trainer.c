@@ -64,8 +64,8 @@ static int threads_for_rank(const qtx_config *cfg) {
 
 #define QTX_H100_BF16_PEAK 989.4e12 /* FLOP/s, dense, H100 SXM5 */
 
-/* Communicator groups reported per rank: the grid's, and the DP group's NCCL twin. */
-#define N_GROUPS 6
+/* Communicator groups reported per rank: the grid's, and their NCCL twins on GPUs. */
+#define N_GROUPS 9
 
 typedef struct run {
     const qtx_config *cfg;
@@ -73,7 +73,8 @@ typedef struct run {
     qtx_grid grid;
     qtx_backend backend; /* device.type's, unless cpu */
     int have_backend;    /* 1: staged, 2: cuda (freed with qtx_backend_cuda_free) */
-    qtx_comm *dp_device; /* cuda with dp > 1: NCCL over the GPUs of the DP group */
+    /* cuda: NCCL twins of the dp, tp, pp and embed groups that have more than one rank */
+    qtx_comm *dp_device, *tp_device, *pp_device, *embed_device;
     qtx_engine_device dev;
     int stage_layers[1024];
     qtx_engine eng;
@@ -96,7 +97,8 @@ static _Noreturn void abort_job(run *r, const qtx_err *e) {
 
 static qtx_comm *group(run *r, int i) {
     qtx_comm *g[N_GROUPS] = {r->grid.world, r->grid.dp,    r->grid.tp,
-                             r->grid.pp,    r->grid.embed, r->dp_device};
+                             r->grid.pp,    r->grid.embed, r->dp_device,
+                             r->tp_device,  r->pp_device,  r->embed_device};
     return g[i];
 }
 
@@ -269,7 +271,7 @@ static int resume_dir(const qtx_config *c, const char *root, char *dir, size_t n
 
 #ifdef QTX_HAVE_CUDA
 /* NCCL needs a GPU of its own per rank: every rank's (host, PCI bus id) is gathered and two
- * ranks on one GPU are refused when data parallelism runs over NCCL (one line, every rank),
+ * ranks on one GPU are refused (one line, every rank),
  * instead of NCCL's "duplicate GPU" deep in its setup. Whether ranks see distinct GPUs
  * through CUDA_VISIBLE_DEVICES or pick them by node-local rank, the bus id tells. */
 static int check_gpus_distinct(run *r, int device, qtx_err *e) {
@@ -289,7 +291,7 @@ static int check_gpus_distinct(run *r, int device, qtx_err *e) {
     int rc = QTX_OK;
     for (int i = 0; i < W && !rc; i++)
         for (int j = i + 1; j < W && !rc; j++)
-            if (ids[i] == ids[j] && r->grid.dp_size > 1)
+            if (ids[i] == ids[j])
                 rc = qtx_fail(e, QTX_ERR_INPUT,
                               "device.type = cuda: ranks %d and %d share one GPU, but NCCL needs a "
                               "GPU per rank; launch at most as many ranks per node as it has GPUs",
@@ -337,16 +339,35 @@ static int open_device(run *r, int threads, qtx_err *e) {
     if ((rc = qtx_comm_agree(r->world, rc, e))) return rc;
     if ((rc = check_gpus_distinct(r, device, e))) return rc;
     r->dev.backend = &r->backend;
-    if (r->grid.dp_size > 1) {
-        r->dp_device = qtx_comm_nccl_create(r->grid.dp, device, "dp-nccl", e);
-        rc = r->dp_device ? QTX_OK : QTX_ERR_RUNTIME;
+    /* Each group of more than one rank gets its NCCL twin (collective over the group, then an
+     * agreement over the world so a failure anywhere stops every rank). */
+    const struct {
+        qtx_comm *host;
+        qtx_comm **twin;
+        const char *name;
+    } groups[] = {{r->grid.dp, &r->dp_device, "dp-nccl"},
+                  {r->grid.tp, &r->tp_device, "tp-nccl"},
+                  {r->grid.pp, &r->pp_device, "pp-nccl"},
+                  {r->grid.embed, &r->embed_device, "embed-nccl"}};
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        const qtx_comm *h = groups[i].host;
+        rc = QTX_OK;
+        if (h && qtx_comm_size(h) > 1) {
+            *groups[i].twin = qtx_comm_nccl_create(groups[i].host, device, groups[i].name, e);
+            if (*groups[i].twin)
+                qtx_comm_nccl_follow(*groups[i].twin, qtx_backend_cuda_stream(&r->backend));
+            else
+                rc = QTX_ERR_RUNTIME;
+        }
         if ((rc = qtx_comm_agree(r->world, rc, e))) return rc;
-        qtx_comm_nccl_follow(r->dp_device, qtx_backend_cuda_stream(&r->backend));
-        r->dev.dp = r->dp_device;
     }
+    r->dev.dp = r->dp_device;
+    r->dev.tp = r->tp_device;
+    r->dev.pp = r->pp_device;
+    r->dev.embed = r->embed_device;
     qtx_log_info("device: GPU %d of %d on this node (node-local rank %d), %s matrix products%s",
                  device, n, local, cfg->device.precision == QTX_PRECISION_BF16 ? "bf16" : "fp32",
-                 r->dp_device ? "; DP collectives over NCCL" : "");
+                 r->dp_device || r->tp_device || r->pp_device ? "; collectives over NCCL" : "");
 #else
     (void)threads;
     rc = qtx_fail(e, QTX_ERR_INPUT,
@@ -358,8 +379,9 @@ static int open_device(run *r, int threads, qtx_err *e) {
 }
 
 static void close_device(run *r) {
-    qtx_comm_free(r->dp_device);
-    r->dp_device = NULL;
+    qtx_comm *twins[] = {r->dp_device, r->tp_device, r->pp_device, r->embed_device};
+    for (size_t i = 0; i < sizeof twins / sizeof twins[0]; i++) qtx_comm_free(twins[i]);
+    r->dp_device = r->tp_device = r->pp_device = r->embed_device = NULL;
 #ifdef QTX_HAVE_CUDA
     if (r->have_backend == 2) qtx_backend_cuda_free(&r->backend);
 #endif

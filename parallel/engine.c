@@ -10,10 +10,10 @@
 enum { TAG_FWD = 1, TAG_BWD = 2 };
 
 static void tp_sum(void *ctx, float *buf, int64_t n) {
-    qtx_comm_allreduce(((qtx_grid *)ctx)->tp, buf, n, QTX_F32, QTX_SUM);
+    qtx_comm_allreduce(((qtx_engine *)ctx)->tp, buf, n, QTX_F32, QTX_SUM);
 }
 static void tp_max(void *ctx, float *buf, int64_t n) {
-    qtx_comm_allreduce(((qtx_grid *)ctx)->tp, buf, n, QTX_F32, QTX_MAX);
+    qtx_comm_allreduce(((qtx_engine *)ctx)->tp, buf, n, QTX_F32, QTX_MAX);
 }
 
 void qtx_engine_create(qtx_engine *e, qtx_grid *g, const qtx_model_config *mc,
@@ -24,16 +24,18 @@ void qtx_engine_create(qtx_engine *e, qtx_grid *g, const qtx_model_config *mc,
     e->B = B;
     e->T = T;
     e->n_micro = n_micro;
+    e->tp = dev && dev->tp ? dev->tp : g->tp;
+    e->pp = dev && dev->pp ? dev->pp : g->pp;
     qtx_model_options o = {0};
     o.B = B;
     o.T = T;
     o.n_slots = qtx_pp_slots(g->pp_size, g->pp_rank, n_micro);
     o.no_grads = g->zero == 2;
     o.backend = dev ? dev->backend : NULL;
-    if (g->tp_size > 1) o.hooks.tp = (qtx_tp_ops){g, tp_sum, tp_max};
+    if (g->tp_size > 1) o.hooks.tp = (qtx_tp_ops){e, tp_sum, tp_max};
     /* The hooks' ctx is the ZeRO state, which needs the model's layout: create, then wire. */
     qtx_model_create_ex(&e->model, mc, &g->spec, &o);
-    qtx_zero_create(&e->zero, g, &e->model, oc, dev ? dev->dp : NULL);
+    qtx_zero_create(&e->zero, g, &e->model, oc, dev ? dev->dp : NULL, dev ? dev->embed : NULL);
     qtx_zero_hooks(&e->zero, &e->model.hooks);
     qtx_model_init_weights(&e->model, seed);
     e->actions = qtx_malloc((size_t)(6 * n_micro + 4) * sizeof *e->actions);
@@ -64,7 +66,7 @@ static void exchange(qtx_comm *c, const float *send, int to, int stag, float *re
 double qtx_engine_forward_backward(qtx_engine *e, const int32_t *batch, float grad_scale) {
     qtx_grid *g = e->g;
     qtx_model *m = &e->model;
-    qtx_comm *pp = g->pp;
+    qtx_comm *pp = e->pp;
     const int prev = g->pp_rank - 1, next = g->pp_rank + 1;
     const int64_t io = qtx_model_io_floats(m);
     const int slots = qtx_pp_slots(g->pp_size, g->pp_rank, e->n_micro);
@@ -132,12 +134,12 @@ double qtx_engine_eval(qtx_engine *e, const int32_t *batch, int n) {
     double loss = 0.0;
     for (int mb = 0; mb < n; mb++) {
         if (!g->spec.has_embedding)
-            qtx_comm_recv(g->pp, qtx_model_stage_input(m, 0), io, QTX_F32, g->pp_rank - 1, TAG_FWD);
+            qtx_comm_recv(e->pp, qtx_model_stage_input(m, 0), io, QTX_F32, g->pp_rank - 1, TAG_FWD);
         qtx_model_forward(m, 0, micro(e, batch, mb));
         if (g->spec.has_head)
             loss += qtx_model_head_loss(m, 0);
         else
-            qtx_comm_send(g->pp, qtx_model_stage_output(m, 0), io, QTX_F32, g->pp_rank + 1,
+            qtx_comm_send(e->pp, qtx_model_stage_output(m, 0), io, QTX_F32, g->pp_rank + 1,
                           TAG_FWD);
     }
     if (!(g->spec.has_head && g->tp_rank == 0)) loss = 0.0;

@@ -25,14 +25,16 @@ typedef struct qtx_engine {
     int n_micro; /* micro-batches per step on this replica */
     int n_actions;
     qtx_pp_action *actions; /* this stage's 1F1B schedule */
+    qtx_comm *tp, *pp;      /* the TP and PP groups over the model's memory */
     double comm_wait_s;     /* time blocked on pipeline transfers, last step */
 } qtx_engine;
 
-/* Where an engine computes: the model's backend (NULL: the CPU) and the DP communicator
- * over that backend's memory (NULL: g->dp, MPI over host memory; an NCCL one for CUDA). */
+/* Where an engine computes: the model's backend (NULL: the CPU) and the communicators that
+ * carry that backend's memory between ranks, one per grid group (NULL: the grid's own, MPI
+ * over host memory; NCCL twins of them for CUDA). */
 typedef struct qtx_engine_device {
     const qtx_backend *backend;
-    qtx_comm *dp;
+    qtx_comm *dp, *tp, *pp, *embed;
 } qtx_engine_device;
 
 /* dev NULL: the CPU. */

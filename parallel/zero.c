@@ -11,16 +11,14 @@ static int is_embed(const qtx_zero *z, int u) {
 }
 
 void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx_optim_config *oc,
-                     qtx_comm *dp_comm) {
+                     qtx_comm *dp_comm, qtx_comm *embed_comm) {
     memset(z, 0, sizeof *z);
     z->g = g;
     z->model = model;
     z->be = &model->be;
     z->dp = dp_comm ? dp_comm : g->dp;
+    z->embed = embed_comm ? embed_comm : g->embed;
     z->oc = oc;
-    QTX_CHECK(model->be.host_memory || !g->embed,
-              "ZeRO: the embedding group's sum needs host memory (pp > 1 on the %s backend)",
-              model->be.name);
     z->stage = g->zero;
     const qtx_param_layout *l = &model->layout;
     const int dp = g->dp_size;
@@ -185,7 +183,7 @@ void qtx_zero_finish_grads(qtx_zero *z) {
     if (e < 0) return;
     qtx_bucket *b = &z->b[e];
     float *base = grad_base(z, e);
-    if (z->g->embed) qtx_comm_allreduce(z->g->embed, base, b->end - b->begin, QTX_F32, QTX_SUM);
+    if (z->embed) qtx_comm_allreduce(z->embed, base, b->end - b->begin, QTX_F32, QTX_SUM);
     launch_reduce(z, e, base);
     qtx_comm_wait(z->pending[e]);
     z->pending[e] = NULL;

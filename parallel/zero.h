@@ -43,6 +43,7 @@ typedef struct qtx_zero {
     qtx_model *model;
     qtx_backend *be; /* the model's: every buffer below is its memory */
     qtx_comm *dp;    /* the DP group over that memory (g->dp, or its NCCL twin on GPUs) */
+    qtx_comm *embed; /* g->embed over that memory, or NULL */
     const qtx_optim_config *oc;
     int stage;
     int n_buckets;
@@ -66,10 +67,11 @@ typedef struct qtx_zero {
 } qtx_zero;
 
 /* Sizes buckets and shards and allocates the optimizer state (and stage-2 buffers) on the
- * model's backend; dp carries that memory between the DP ranks (NULL: g->dp). The model must
- * have been created with no_grads = (stage == 2) and these hooks. */
+ * model's backend; dp and embed carry that memory between the DP ranks and between the first
+ * and last stage (NULL: g->dp, g->embed). The model must have been created with
+ * no_grads = (stage == 2) and these hooks. */
 void qtx_zero_create(qtx_zero *z, const qtx_grid *g, qtx_model *model, const qtx_optim_config *oc,
-                     qtx_comm *dp);
+                     qtx_comm *dp, qtx_comm *embed);
 void qtx_zero_destroy(qtx_zero *z);
 /* The model hooks that drive the reductions; ctx is z. */
 void qtx_zero_hooks(qtx_zero *z, qtx_model_hooks *h);

@@ -4,8 +4,8 @@
 # AdamW moments and ZeRO buffers live in the backend, batches are staged in, checkpoints are
 # copied out and back, and the update and norm are backend operations, exactly as with
 # device.type: cuda (only the kernels and NCCL differ, and those are tests/gpu/'s).
-#   - staged equals cpu bit for bit: every loss, parameter and moment, on one rank and on
-#     dp 2 with ZeRO 0, 1 and 2;
+#   - staged equals cpu bit for bit: every loss, parameter and moment, on one rank, on dp 2
+#     with ZeRO 0, 1 and 2, and with tp 2, pp 2 (a tied head too) and dp 2 x tp 2 x pp 2;
 #   - checkpoints cross both ways (cpu -> staged, staged -> cpu) and the resumed run ends
 #     bit-identical to the uninterrupted one;
 #   - device.type: cuda where no GPU (or no CUDA build) is: exit 2, one line, nothing written.
@@ -62,6 +62,20 @@ for z in 0 1 2; do
   train "staged_z$z" 2 parallel.zero=$z device.type=staged
   same "staged_z$z" "cpu_z$z" "dp 2, ZeRO-$z"
 done
+# Tensor and pipeline parallelism: the TP reductions (vocabulary-parallel head included), the
+# pipeline's transfers and the tied embedding's sum between first and last stage all move
+# backend memory.
+layout() { # layout NAME NP SETS...: the layout on cpu and on staged, compared
+  local name=$1 np=$2
+  shift 2
+  train "cpu_$name" "$np" "$@"
+  train "staged_$name" "$np" "$@" device.type=staged
+  same "staged_$name" "cpu_$name" "$name"
+}
+layout tp2 2 parallel.tp=2
+layout pp2 2 parallel.pp=2 data.micro_batch=4
+layout tied_pp2 2 parallel.pp=2 model.tie_embeddings=true
+layout dp2tp2pp2_z2 8 parallel.tp=2 parallel.pp=2 parallel.zero=2
 
 # Checkpoints cross between the host and the device path both ways.
 train cpu_to_staged 1 device.type=staged train.resume=cpu/ckpt/step_00000010
