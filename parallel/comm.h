@@ -107,6 +107,12 @@ qtx_comm_req *qtx_comm_iallgatherv(qtx_comm *c, void *buf, const int64_t *counts
 qtx_comm_req *qtx_comm_isend(qtx_comm *c, const void *buf, int64_t count, qtx_dtype t, int peer,
                              int tag);
 qtx_comm_req *qtx_comm_irecv(qtx_comm *c, void *buf, int64_t count, qtx_dtype t, int peer, int tag);
+/* A send to `to` and a receive from `from` of count elements each, issued together: NCCL
+ * runs them as one group (a send and a receive queued one after the other on its stream would
+ * wait on each other when two peers exchange), MPI as two requests. Counted as a send and a
+ * receive. */
+qtx_comm_req *qtx_comm_isendrecv(qtx_comm *c, const void *sendbuf, int to, int stag, void *recvbuf,
+                                 int from, int rtag, int64_t count, qtx_dtype t);
 void qtx_comm_wait(qtx_comm_req *r);             /* completes and frees r; NULL is a no-op */
 void qtx_comm_wait_all(qtx_comm_req **r, int n); /* waits each, sets each to NULL */
 int qtx_comm_test(qtx_comm_req *r); /* progresses; 1 when complete (r still must be waited) */
@@ -147,6 +153,8 @@ typedef struct qtx_comm_backend {
     qtx_comm_req *(*isend)(qtx_comm *c, const void *buf, int64_t count, qtx_dtype t, int peer,
                            int tag);
     qtx_comm_req *(*irecv)(qtx_comm *c, void *buf, int64_t count, qtx_dtype t, int peer, int tag);
+    qtx_comm_req *(*isendrecv)(qtx_comm *c, const void *sendbuf, int to, int stag, void *recvbuf,
+                               int from, int rtag, int64_t count, qtx_dtype t);
     qtx_comm_req *(*ibarrier)(qtx_comm *c);
     int (*test)(qtx_comm_req *r);
     void (*wait)(qtx_comm_req *r); /* completes and frees */

@@ -173,6 +173,18 @@ qtx_comm_req *qtx_comm_irecv(qtx_comm *c, void *buf, int64_t count, qtx_dtype t,
     return adopt(c->be->irecv(c, buf, count, t, peer, tag), c, QTX_OP_RECV);
 }
 
+qtx_comm_req *qtx_comm_isendrecv(qtx_comm *c, const void *sendbuf, int to, int stag, void *recvbuf,
+                                 int from, int rtag, int64_t count, qtx_dtype t) {
+    const int64_t bytes = checked_bytes(count, t, "sendrecv");
+    QTX_CHECK(to >= 0 && to < c->size && from >= 0 && from < c->size,
+              "sendrecv: peers %d, %d outside %s (size %d)", to, from, c->name, c->size);
+    QTX_CHECK(stag >= 0 && rtag >= 0, "sendrecv: negative tag");
+    count_call(c, QTX_OP_SEND, bytes, bytes);
+    count_call(c, QTX_OP_RECV, bytes, 0);
+    return adopt(c->be->isendrecv(c, sendbuf, to, stag, recvbuf, from, rtag, count, t), c,
+                 QTX_OP_SEND);
+}
+
 static qtx_comm_req *ibarrier(qtx_comm *c) {
     count_call(c, QTX_OP_BARRIER, 0, 0);
     return adopt(c->be->ibarrier(c), c, QTX_OP_BARRIER);
@@ -514,6 +526,24 @@ static qtx_comm_req *mpi_irecv(qtx_comm *c, void *buf, int64_t count, qtx_dtype 
     return &r->base;
 }
 
+/* Both messages' pieces in one request. */
+static qtx_comm_req *mpi_isendrecv(qtx_comm *c, const void *sendbuf, int to, int stag,
+                                   void *recvbuf, int from, int rtag, int64_t count, qtx_dtype t) {
+    const mpi_comm *m = as_mpi(c);
+    const size_t es = qtx_dtype_size(t);
+    const int np = count ? pieces(count, m->chunk) : 1;
+    mpi_req *r = req_new(2 * np, 0);
+    for (int i = 0; i < np; i++) {
+        const int64_t off = (int64_t)i * m->chunk;
+        const int64_t n = count - off < m->chunk ? count - off : m->chunk;
+        MPI_Irecv((char *)recvbuf + (size_t)off * es, (int)n, mpi_type(t), from, rtag, m->comm,
+                  &r->reqs[np + i]);
+        MPI_Isend((const char *)sendbuf + (size_t)off * es, (int)n, mpi_type(t), to, stag, m->comm,
+                  &r->reqs[i]);
+    }
+    return &r->base;
+}
+
 static qtx_comm_req *mpi_ibarrier(qtx_comm *c) {
     mpi_req *r = req_new(1, 0);
     MPI_Ibarrier(as_mpi(c)->comm, &r->reqs[0]);
@@ -546,6 +576,7 @@ static const qtx_comm_backend mpi_backend = {
     .ibcast = mpi_ibcast,
     .isend = mpi_isend,
     .irecv = mpi_irecv,
+    .isendrecv = mpi_isendrecv,
     .ibarrier = mpi_ibarrier,
     .test = mpi_test,
     .wait = mpi_wait,

@@ -259,6 +259,18 @@ static qtx_comm_req *nccl_irecv(qtx_comm *c, void *buf, int64_t count, qtx_dtype
     return record(n);
 }
 
+/* One group: NCCL posts both before either waits for its peer. */
+static qtx_comm_req *nccl_isendrecv(qtx_comm *c, const void *sendbuf, int to, int stag,
+                                    void *recvbuf, int from, int rtag, int64_t count, qtx_dtype t) {
+    (void)stag, (void)rtag;
+    nccl_comm *n = begin(c);
+    NCCL_CHECK(ncclGroupStart());
+    NCCL_CHECK(ncclSend(sendbuf, (size_t)count, nccl_type(t), to, n->comm, n->stream));
+    NCCL_CHECK(ncclRecv(recvbuf, (size_t)count, nccl_type(t), from, n->comm, n->stream));
+    NCCL_CHECK(ncclGroupEnd());
+    return record(n);
+}
+
 /* Completes only when every rank has enqueued it, which is what a barrier needs. */
 static qtx_comm_req *nccl_ibarrier(qtx_comm *c) {
     nccl_comm *n = begin(c);
@@ -292,6 +304,7 @@ static const qtx_comm_backend nccl_backend = {
     .ibcast = nccl_ibcast,
     .isend = nccl_isend,
     .irecv = nccl_irecv,
+    .isendrecv = nccl_isendrecv,
     .ibarrier = nccl_ibarrier,
     .test = nccl_test,
     .wait = nccl_wait,

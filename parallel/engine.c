@@ -54,13 +54,10 @@ static const int32_t *micro(const qtx_engine *e, const int32_t *batch, int mb) {
 }
 
 /* Sends a and receives b at once, so neighbours exchanging in both directions never wait on
- * each other's send. */
+ * each other's send (one NCCL group on GPUs). */
 static void exchange(qtx_comm *c, const float *send, int to, int stag, float *recv, int from,
                      int rtag, int64_t n) {
-    qtx_comm_req *r[2];
-    r[0] = qtx_comm_isend(c, send, n, QTX_F32, to, stag);
-    r[1] = qtx_comm_irecv(c, recv, n, QTX_F32, from, rtag);
-    qtx_comm_wait_all(r, 2);
+    qtx_comm_wait(qtx_comm_isendrecv(c, send, to, stag, recv, from, rtag, n, QTX_F32));
 }
 
 double qtx_engine_forward_backward(qtx_engine *e, const int32_t *batch, float grad_scale) {

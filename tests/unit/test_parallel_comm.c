@@ -227,6 +227,31 @@ static void test_bidirectional(qtx_comm *w, int64_t n) {
     free(rl);
 }
 
+/* qtx_comm_isendrecv: a ring exchange in both directions, one request per rank per direction,
+ * counted as one send and one receive. */
+static void test_sendrecv(qtx_comm *w, int64_t n) {
+    const int me = qtx_comm_rank(w), p = qtx_comm_size(w);
+    const int right = (me + 1) % p, left = (me + p - 1) % p;
+    float *s = malloc((size_t)n * sizeof *s), *r = calloc((size_t)n, sizeof *r);
+    for (int64_t i = 0; i < n; i++) s[i] = (float)(me * 7 + 3 + i % 997);
+    const qtx_comm_counter s0 = *qtx_comm_counters(w, QTX_OP_SEND);
+    const qtx_comm_counter r0 = *qtx_comm_counters(w, QTX_OP_RECV);
+    qtx_comm_wait(qtx_comm_isendrecv(w, s, right, 5, r, left, 5, n, QTX_F32));
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += r[i] != (float)(left * 7 + 3 + i % 997);
+    T_CHECK(bad == 0, "isendrecv n %lld: %d wrong on rank %d", (long long)n, bad, me);
+    const qtx_comm_counter *cs = qtx_comm_counters(w, QTX_OP_SEND);
+    const qtx_comm_counter *cr = qtx_comm_counters(w, QTX_OP_RECV);
+    T_CHECK(cs->calls - s0.calls == 1 && cr->calls - r0.calls == 1 &&
+                cs->bytes - s0.bytes == n * 4 && cr->bytes - r0.bytes == n * 4 &&
+                cs->wire_bytes - s0.wire_bytes == n * 4 && cr->wire_bytes == r0.wire_bytes,
+            "isendrecv counters: send +%lld calls +%lld bytes, recv +%lld calls +%lld bytes",
+            (long long)(cs->calls - s0.calls), (long long)(cs->bytes - s0.bytes),
+            (long long)(cr->calls - r0.calls), (long long)(cr->bytes - r0.bytes));
+    free(s);
+    free(r);
+}
+
 static void test_overlap(qtx_comm *w) {
     const int me = qtx_comm_rank(w), p = qtx_comm_size(w);
     const int64_t n = 1 << 20;
@@ -394,6 +419,7 @@ static void test_chunked(qtx_comm *w) {
     test_bcast(w, 17);
     test_ring(w, 13);
     test_bidirectional(w, 12);
+    test_sendrecv(w, 12); /* 5-element pieces: both messages split */
     /* A split inherits the chunk and still works. */
     qtx_comm *half = qtx_comm_split(w, me % 2, me, "half");
     int64_t v[12];
@@ -513,6 +539,7 @@ int main(int argc, char **argv) {
     test_bcast(w, 37);
     test_ring(w, 100);
     test_bidirectional(w, 2 << 20); /* 8 MB each way */
+    test_sendrecv(w, 2 << 20);
     test_overlap(w);
     test_split(w);
     test_counters(w);
