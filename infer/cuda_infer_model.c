@@ -287,18 +287,8 @@ int qtx_infer_cuda_forward(qtx_infer_cuda *g, const int32_t *tokens, int n, floa
     const qtx_model_config *c = &g->cfg;
     const int64_t C = c->dim, hd = c->dim / c->n_heads, F = c->ffn_dim, V = c->vocab_size;
     const int64_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    if (n < 1 || n > g->max_batch)
-        return qtx_fail(e, QTX_ERR_RUNTIME, "forward of %d tokens; the batch holds %d", n,
-                        g->max_batch);
-    if (g->n_past + n > g->ctx)
-        return qtx_fail(e, QTX_ERR_INPUT,
-                        "the context is full: %lld tokens + %d new exceed --ctx %lld; raise "
-                        "--ctx or shorten the prompt",
-                        (long long)g->n_past, n, (long long)g->ctx);
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return qtx_fail(e, QTX_ERR_INPUT, "token id %d is outside the vocabulary [0, %lld)",
-                            tokens[i], (long long)V);
+    const int rc = qtx_infer_check_batch(c, tokens, n, g->max_batch, g->n_past, g->ctx, e);
+    if (rc) return rc;
     CU(cudaSetDevice(g->device));
     const cudaStream_t s = g->stream;
     CU(cudaMemcpyAsync(g->tok, tokens, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice, s));

@@ -228,23 +228,30 @@ static void embed(qtx_infer_model *m, const int32_t *tokens, int n, float *x) {
                            x + (int64_t)i * t->cols, t->cols);
 }
 
-int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *logits,
-                      int all_logits, qtx_err *e) {
-    const qtx_model_config *c = &m->cfg;
-    const int64_t C = c->dim, hd = c->dim / c->n_heads, F = c->ffn_dim, V = c->vocab_size;
-    const int64_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    if (n < 1 || n > m->max_batch)
+int qtx_infer_check_batch(const qtx_model_config *c, const int32_t *tokens, int n, int max_batch,
+                          int64_t n_past, int64_t ctx, qtx_err *e) {
+    if (n < 1 || n > max_batch)
         return qtx_fail(e, QTX_ERR_RUNTIME, "forward of %d tokens; the batch holds %d", n,
-                        m->max_batch);
-    if (m->n_past + n > m->ctx)
+                        max_batch);
+    if (n_past + n > ctx)
         return qtx_fail(e, QTX_ERR_INPUT,
                         "the context is full: %lld tokens + %d new exceed --ctx %lld; raise "
                         "--ctx or shorten the prompt",
-                        (long long)m->n_past, n, (long long)m->ctx);
+                        (long long)n_past, n, (long long)ctx);
     for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return qtx_fail(e, QTX_ERR_INPUT, "token id %d is outside the vocabulary [0, %lld)",
-                            tokens[i], (long long)V);
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return qtx_fail(e, QTX_ERR_INPUT, "token id %d is outside the vocabulary [0, %d)",
+                            tokens[i], c->vocab_size);
+    return QTX_OK;
+}
+
+int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *logits,
+                      int all_logits, qtx_err *e) {
+    const qtx_model_config *c = &m->cfg;
+    const int64_t C = c->dim, hd = c->dim / c->n_heads, F = c->ffn_dim;
+    const int64_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    const int rc = qtx_infer_check_batch(c, tokens, n, m->max_batch, m->n_past, m->ctx, e);
+    if (rc) return rc;
     embed(m, tokens, n, m->x);
     const int64_t p0 = m->n_past;
     const float *cos_t = m->rope_cos + p0 * (hd / 2), *sin_t = m->rope_sin + p0 * (hd / 2);

@@ -92,6 +92,11 @@ void qtx_infer_reset(qtx_infer_model *m, qtx_err *e);
 int qtx_infer_forward(qtx_infer_model *m, const int32_t *tokens, int n, float *logits,
                       int all_logits, qtx_err *e);
 
+/* What every forward pass checks first (the CPU's and the GPU's): 1 <= n <= max_batch, room
+ * for n more tokens after n_past in ctx, every token in the vocabulary. */
+int qtx_infer_check_batch(const qtx_model_config *c, const int32_t *tokens, int n, int max_batch,
+                          int64_t n_past, int64_t ctx, qtx_err *e);
+
 void qtx_infer_free(qtx_infer_model *m);
 
 #endif
