@@ -10,6 +10,7 @@
 #include "check.h"
 #include "cuda_attention.h"
 #include "cuda_backend.h"
+#include "cuda_check.h"
 #include "cuda_gemm.h"
 #include "cuda_kernels.h"
 #include "cuda_xent.h"
@@ -31,16 +32,6 @@ typedef struct cuda_ctx {
 static cuda_ctx *ctx_of(qtx_backend *be) {
     return (cuda_ctx *)be->ctx;
 }
-
-#define CU(call)                                                                                   \
-    QTX_CHECK((call) == cudaSuccess, "cuda: %s", cudaGetErrorString(cudaGetLastError()))
-/* A qtx_cuda_* call, given WHY for its reason: it returns 0, or -1 and says why. */
-#define CUDA_OK(call)                                                                              \
-    do {                                                                                           \
-        char why_[256] = "";                                                                       \
-        QTX_CHECK((call) == 0, "cuda: %s", why_);                                                  \
-    } while (0)
-#define WHY why_, sizeof why_
 
 static void *cu_alloc(qtx_backend *be, size_t bytes) {
     void *p = NULL;

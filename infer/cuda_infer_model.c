@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_backend.h"
+#include "cuda_check.h"
 #include "cuda_gemm.h"
 #include "cuda_infer.h"
 #include "cuda_kernels.h"
@@ -105,29 +107,16 @@ static int upload_norm(qtx_infer_cuda *g, float **d, const float *w, const char 
     return upload((void **)d, w, (size_t)g->cfg.dim * sizeof(float), what, e);
 }
 
-/* A failing kernel launch or copy is a device failure: stop with its reason (QTX_CHECK). */
-#define CUDA_OK(call)                                                                              \
-    do {                                                                                           \
-        char why_[256] = "";                                                                       \
-        QTX_CHECK((call) == 0, "cuda: %s", why_);                                                  \
-    } while (0)
-#define WHY why_, sizeof why_
-#define CU(call)                                                                                   \
-    QTX_CHECK((call) == cudaSuccess, "cuda: %s", cudaGetErrorString(cudaGetLastError()))
-
 int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int device, int64_t ctx,
                           qtx_kv_type k_type, qtx_kv_type v_type, int max_batch, qtx_err *e) {
     *out = NULL;
     const qtx_model_config *c = &m->cfg;
     const int64_t C = c->dim, hd = c->dim / c->n_heads, F = c->ffn_dim, V = c->vocab_size;
     const int64_t qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    int n_dev = 0;
-    const cudaError_t ce = cudaGetDeviceCount(&n_dev);
-    if (ce != cudaSuccess || n_dev == 0) {
-        cudaGetLastError(); /* clear it */
-        return qtx_fail(e, QTX_ERR_INPUT, "--device cuda: no GPU (%s); use --device cpu",
-                        ce != cudaSuccess ? cudaGetErrorString(ce) : "no CUDA device is visible");
-    }
+    char why[256] = "";
+    const int n_dev = qtx_cuda_device_count(why, sizeof why);
+    if (n_dev == 0)
+        return qtx_fail(e, QTX_ERR_INPUT, "--device cuda: no GPU (%s); use --device cpu", why);
     if (device < 0 || device >= n_dev)
         return qtx_fail(e, QTX_ERR_INPUT, "--device cuda:%d: this machine has %d GPU(s)", device,
                         n_dev);
@@ -166,7 +155,6 @@ int qtx_infer_cuda_create(qtx_infer_cuda **out, const qtx_infer_model *m, int de
                  cudaGetErrorString(cudaGetLastError()));
         goto fail;
     }
-    char why[256] = "";
     if (qtx_cuda_gemm_create(&g->gemm, GEMM_WORKSPACE, why, sizeof why)) {
         qtx_fail(e, QTX_ERR_RUNTIME, "--device cuda: %s", why);
         goto fail;

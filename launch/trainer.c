@@ -275,23 +275,21 @@ static int resume_dir(const qtx_config *c, const char *root, char *dir, size_t n
  * instead of NCCL's "duplicate GPU" deep in its setup. Whether ranks see distinct GPUs
  * through CUDA_VISIBLE_DEVICES or pick them by node-local rank, the bus id tells. */
 static int check_gpus_distinct(run *r, int device, qtx_err *e) {
-    char host[256] = "", bus[64] = "", why[256] = "";
-    gethostname(host, sizeof host - 1);
-    qtx_cuda_device_bus_id(device, bus, sizeof bus, why, sizeof why);
-    uint64_t h = 1469598103934665603ull; /* FNV-1a of host and bus id */
-    for (const char *p = host; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    h = (h ^ '/') * 1099511628211ull;
-    for (const char *p = bus; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    enum { SLOT = 320 }; /* "host/bus id" of one rank */
     const int W = r->grid.world_size;
-    int64_t *ids = qtx_calloc((size_t)W, sizeof *ids),
-            *counts = qtx_calloc((size_t)W, sizeof *counts);
-    for (int i = 0; i < W; i++) counts[i] = 1;
-    ids[r->grid.rank] = (int64_t)h;
-    qtx_comm_allgatherv(r->world, ids, counts, QTX_I64);
+    char *ids = qtx_calloc((size_t)W, SLOT), bus[64] = "", why[256] = "";
+    int64_t *counts = qtx_calloc((size_t)W, sizeof *counts);
+    char *mine = ids + (size_t)r->grid.rank * SLOT;
+    gethostname(mine, 255);
+    qtx_cuda_device_bus_id(device, bus, sizeof bus, why, sizeof why);
+    const size_t hl = strlen(mine);
+    snprintf(mine + hl, SLOT - hl, "/%s", bus);
+    for (int i = 0; i < W; i++) counts[i] = SLOT;
+    qtx_comm_allgatherv(r->world, ids, counts, QTX_U8);
     int rc = QTX_OK;
     for (int i = 0; i < W && !rc; i++)
         for (int j = i + 1; j < W && !rc; j++)
-            if (ids[i] == ids[j])
+            if (!strncmp(ids + (size_t)i * SLOT, ids + (size_t)j * SLOT, SLOT))
                 rc = qtx_fail(e, QTX_ERR_INPUT,
                               "device.type = cuda: ranks %d and %d share one GPU, but NCCL needs a "
                               "GPU per rank; launch at most as many ranks per node as it has GPUs",
@@ -304,8 +302,8 @@ static int check_gpus_distinct(run *r, int device, qtx_err *e) {
 #endif
 
 /* device.type: the backend this rank's model computes on and, for cuda, its GPU (the
- * node-local rank's, modulo the GPUs visible) and the NCCL twin of the DP group, following
- * the compute stream so each gradient bucket is reduced while backward goes on. Collective
+ * node-local rank's, modulo the GPUs visible) and NCCL twins of its groups, following the
+ * compute stream so each gradient bucket is reduced while backward goes on. Collective
  * over the world; every rank reaches the same verdict. */
 static int open_device(run *r, int threads, qtx_err *e) {
     const qtx_config *cfg = r->cfg;

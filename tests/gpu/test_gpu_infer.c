@@ -25,6 +25,7 @@
 #include "cuda_kernels.h"
 #include "infer_model.h"
 #include "quant.h"
+#include "rng.h"
 #include "testutil.h"
 
 /* The calls of one run: a prompt of 8 then 5 tokens with every position's logits (the second
@@ -51,23 +52,16 @@ typedef struct source {
     int n;
 } source;
 
-static uint64_t hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static int get(void *ctx, const char *name, int64_t rows, int64_t cols, qtx_qtensor *t,
                qtx_err *e) {
     (void)e;
     source *src = ctx;
     const int norm = strstr(name, "norm") != NULL;
-    uint64_t r = hash(name);
+    const uint64_t stream = qtx_rng_stream(name); /* each tensor its own values */
     float *f = malloc((size_t)(rows * cols) * sizeof(float));
     const float scale = norm ? 0.1f : sqrtf(3.0f / (float)cols);
     for (int64_t i = 0; i < rows * cols; i++) {
-        r = r * 6364136223846793005ull + 1442695040888963407ull;
-        const float u = (float)((r >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+        const float u = (float)qtx_rng_uniform(7, stream, (uint64_t)i) * 2.0f - 1.0f;
         f[i] = norm ? 1.0f + scale * u : scale * u;
     }
     t->rows = rows;
