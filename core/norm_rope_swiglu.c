@@ -1,5 +1,6 @@
 /* norm_rope_swiglu.c: the element-wise and row-wise kernels: RMSNorm, RoPE, SwiGLU,
- * embedding. Rows are independent, so each parallelises over rows; parameter gradients are
+ * embedding. Rows are independent, so each parallelises over rows (not over one row: a
+ * decode step's fork and join would cost more than the row); parameter gradients are
  * reduced over rows by column blocks, which keeps the summation order fixed. */
 #include <math.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 
 void qtx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t n, int64_t c,
                      float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 1)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * c;
         float *yi = y + i * c;
@@ -67,7 +68,7 @@ void qtx_rope(float *x, int64_t ld, int64_t n, int T, int n_heads, int hd, const
               const float *sin_t, int inverse) {
     const int half = hd / 2;
     const float sgn = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 1)
     for (int64_t r = 0; r < n; r++) {
         const int t = (int)(r % T);
         const float *ct = cos_t + (int64_t)t * half, *st = sin_t + (int64_t)t * half;
