@@ -70,6 +70,9 @@ int main(int argc, char **argv) {
         QTX_CHECK(!qtx_cuda_adamw(m.params, m.grads, mom, vel, nf, 3e-4, 0.1, 0.9, 0.95, 1e-8,
                                   s + 3, 1.0f, qtx_backend_cuda_stream(&be), why, sizeof why),
                   "%s", why);
+        /* written beside the backend: its bf16 copy of the weights is converted again at the
+         * next step's first product, as in training */
+        if (be.params_changed) be.params_changed(&be);
         float sync;
         be.to_host(&be, &sync, m.params, sizeof sync); /* waits for the update */
         if (s >= 0) dt[s] = qtx_now_s() - t0;

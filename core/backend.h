@@ -71,6 +71,14 @@ struct qtx_backend {
     void (*adamw)(qtx_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
                   const qtx_adamw_step *s);
     double (*sum_squares)(qtx_backend *be, const float *x, int64_t n);
+
+    /* Backends with bf16 products (NULL elsewhere): [p, p + n) is the parameter buffer the
+     * weights come from (core/bf16.h). Such a backend keeps one bf16 copy of it, converted in
+     * one pass at the first product after the buffer changed, instead of rounding the weights
+     * at every product. Its own writes into the range (to_device, copy, zero, adamw) mark the
+     * copy stale; after writing the range any other way (a collective) call params_changed. */
+    void (*bind_params)(qtx_backend *be, const float *p, int64_t n);
+    void (*params_changed)(qtx_backend *be);
 };
 
 /* The CPU backend: kernels.h on host memory, the attention kernels on at most n_threads
@@ -82,5 +90,15 @@ qtx_backend qtx_backend_cpu(int n_threads);
  * to_device and to_host, exactly as they do for a GPU. It runs the device code path of the
  * trainer, ZeRO and checkpoints on machines without a GPU (device.type: staged). */
 qtx_backend qtx_backend_cpu_staged(int n_threads);
+
+/* The staged backend with the bf16 products of the CUDA backend's device.precision: bf16,
+ * emulated: each product's operands rounded to bf16 (round to nearest even), then multiplied
+ * and summed in fp32 as on the tensor cores (the output head's logit gradients stay fp32:
+ * qtx_head_xent is one kernel here). keep_copy: the weights come from one bf16 copy of the
+ * parameters (bind_params); 0: rounded at every product. Free with qtx_backend_cpu_free. */
+qtx_backend qtx_backend_cpu_staged_bf16(int n_threads, int keep_copy);
+
+/* Frees what a CPU backend holds (nothing, except for the bf16 staged one). */
+void qtx_backend_cpu_free(qtx_backend *be);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "check.h"
 #include "cuda_attention.h"
 #include "cuda_backend.h"
@@ -24,7 +25,9 @@ typedef struct cuda_ctx {
     float *host_loss; /* per-row losses of a head chunk, on the host */
     int64_t host_loss_n;
     int use_bf16;                   /* GEMM inputs rounded to bf16 */
-    uint16_t *bf16;                 /* their bf16 copies */
+    int keep_copy;                  /* weights from params.copy (QTX_CUDA_BF16) */
+    qtx_bf16_params params;         /* the parameter buffer and its bf16 copy */
+    uint16_t *bf16;                 /* bf16 copies of the other operands */
     size_t bf16_n;                  /* elements */
     double *sumsq_dev, *sumsq_host; /* QTX_CUDA_SUMSQ_PARTS partial sums of squares */
 } cuda_ctx;
@@ -46,15 +49,20 @@ static void cu_free(qtx_backend *be, void *p, size_t bytes) {
     CU(cudaStreamSynchronize(ctx_of(be)->stream));
     CU(cudaFree(p));
 }
+/* zero, copy, to_device and adamw write device memory: each marks the parameters' bf16 copy
+ * stale where it lands in them. */
 static void cu_zero(qtx_backend *be, void *p, size_t bytes) {
+    qtx_bf16_params_touch(&ctx_of(be)->params, p, bytes);
     CU(cudaMemsetAsync(p, 0, bytes, ctx_of(be)->stream));
 }
 static void cu_copy(qtx_backend *be, void *dst, const void *src, size_t bytes) {
+    qtx_bf16_params_touch(&ctx_of(be)->params, dst, bytes);
     if (dst != src)
         CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_of(be)->stream));
 }
 /* Synchronous both ways: the host buffer may be reused as soon as these return. */
 static void cu_to_device(qtx_backend *be, void *dst, const void *host, size_t bytes) {
+    qtx_bf16_params_touch(&ctx_of(be)->params, dst, bytes);
     CU(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, ctx_of(be)->stream));
     CU(cudaStreamSynchronize(ctx_of(be)->stream));
 }
@@ -79,6 +87,19 @@ static const uint16_t *to_bf16(cuda_ctx *c, const float *A, int64_t rows, int64_
     return c->bf16 + at;
 }
 
+/* The operand A in bf16: from the parameters' copy (converted first, in one pass, if stale)
+ * when A lies in them, else rounded into the scratch at `at`. */
+static const uint16_t *operand_bf16(cuda_ctx *c, const float *A, int64_t rows, int64_t cols,
+                                    int64_t ld, size_t at) {
+    const int64_t i = qtx_bf16_params_find(&c->params, A, (rows - 1) * ld + cols);
+    if (i < 0) return to_bf16(c, A, rows, cols, ld, at);
+    if (c->params.stale) {
+        CUDA_OK(qtx_cuda_f32_to_bf16(c->params.copy, c->params.base, c->params.n, c->stream, WHY));
+        c->params.stale = 0;
+    }
+    return (const uint16_t *)c->params.copy + i;
+}
+
 /* qtx_sgemm's row-major C = alpha op(A) op(B) + beta C on the device: fp32 throughout, or with
  * A and B rounded to bf16 (fp32 accumulation) when the backend was made with bf16. */
 static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
@@ -93,11 +114,11 @@ static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t
     const int64_t ra = ta ? K : M, ca = ta ? M : K, rb = tb ? N : K, cb = tb ? K : N;
     const size_t na = (size_t)((ra - 1) * lda + ca);
     const size_t b_at = (na + 127) / 128 * 128; /* B after A, 256-byte aligned */
-    /* B first: growing the scratch for B must not lose A's copy. */
-    to_bf16(c, B, rb, cb, ldb, b_at);
-    const uint16_t *a16 = to_bf16(c, A, ra, ca, lda, 0);
-    CUDA_OK(qtx_cuda_gemm_bf16(c->gemm, ta, tb, M, N, K, alpha, a16, lda, c->bf16 + b_at, ldb, beta,
-                               C, ldc, c->stream, WHY));
+    /* B first: A's conversion then fits below b_at and never regrows the scratch under B. */
+    const uint16_t *b16 = operand_bf16(c, B, rb, cb, ldb, b_at);
+    const uint16_t *a16 = operand_bf16(c, A, ra, ca, lda, 0);
+    CUDA_OK(qtx_cuda_gemm_bf16(c->gemm, ta, tb, M, N, K, alpha, a16, lda, b16, ldb, beta, C, ldc,
+                               c->stream, WHY));
 }
 
 static void linear_fwd(qtx_backend *be, float *y, const float *x, const float *W, int64_t n,
@@ -196,6 +217,7 @@ static double head_xent(qtx_backend *be, float *dx, float *dW, const float *x, c
 
 static void adamw(qtx_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
                   const qtx_adamw_step *s) {
+    qtx_bf16_params_touch(&ctx_of(be)->params, p, (size_t)n * sizeof(float));
     const float k[7] = {s->beta1,        s->beta2, s->eps,       s->step,
                         s->inv_sqrt_bc2, s->decay, s->grad_scale};
     CUDA_OK(qtx_cuda_adamw_apply(p, g, m, v, n, k, ctx_of(be)->stream, WHY));
@@ -209,6 +231,19 @@ static double sum_squares(qtx_backend *be, const float *x, int64_t n) {
     double total = 0.0;
     for (int i = 0; i < QTX_CUDA_SUMSQ_PARTS; i++) total += c->sumsq_host[i];
     return total;
+}
+
+static void bind_params(qtx_backend *be, const float *p, int64_t n) {
+    cuda_ctx *c = ctx_of(be);
+    if (c->params.copy) {
+        CU(cudaStreamSynchronize(c->stream));
+        CU(cudaFree(c->params.copy));
+    }
+    c->params = (qtx_bf16_params){.base = p, .n = n, .stale = 1};
+    if (c->keep_copy && p && n > 0) CU(cudaMalloc(&c->params.copy, (size_t)n * sizeof(uint16_t)));
+}
+static void params_changed(qtx_backend *be) {
+    ctx_of(be)->params.stale = 1;
 }
 
 int qtx_cuda_device_count(char *why, size_t cap) {
@@ -226,8 +261,13 @@ int qtx_cuda_device_bus_id(int device, char *out, size_t cap, char *why, size_t 
     return -1;
 }
 
-int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, size_t cap) {
+int qtx_backend_cuda_create(qtx_backend *out, int device, int precision, char *why, size_t cap) {
     memset(out, 0, sizeof *out);
+    if (precision < QTX_CUDA_FP32 || precision > QTX_CUDA_BF16_PER_PRODUCT) {
+        snprintf(why, cap, "cuda: unknown precision %d", precision);
+        return -1;
+    }
+    const int bf16 = precision != QTX_CUDA_FP32;
     if (!qtx_cuda_available(why, cap)) return -1;
     if (cudaSetDevice(device) != cudaSuccess) {
         snprintf(why, cap, "cuda: device %d: %s", device, cudaGetErrorString(cudaGetLastError()));
@@ -236,6 +276,7 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, s
     cuda_ctx *c = qtx_calloc(1, sizeof *c);
     c->device = device;
     c->use_bf16 = bf16;
+    c->keep_copy = precision == QTX_CUDA_BF16;
     if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) {
         snprintf(why, cap, "cuda: stream: %s", cudaGetErrorString(cudaGetLastError()));
         free(c);
@@ -278,7 +319,9 @@ int qtx_backend_cuda_create(qtx_backend *out, int device, int bf16, char *why, s
                          .add = add,
                          .head_xent = head_xent,
                          .adamw = adamw,
-                         .sum_squares = sum_squares};
+                         .sum_squares = sum_squares,
+                         .bind_params = bf16 ? bind_params : NULL,
+                         .params_changed = bf16 ? params_changed : NULL};
     return 0;
 }
 
@@ -293,6 +336,7 @@ void qtx_backend_cuda_free(qtx_backend *be) {
     qtx_cuda_gemm_free(c->gemm);
     cudaStreamDestroy(c->stream);
     if (c->bf16) cudaFree(c->bf16);
+    if (c->params.copy) cudaFree(c->params.copy);
     cudaFree(c->sumsq_dev);
     free(c->sumsq_host);
     free(c->host_loss);

@@ -92,6 +92,7 @@ void qtx_model_create_ex(qtx_model *m, const qtx_model_config *cfg, const qtx_sh
     qtx_layout_build(&m->layout, cfg, spec);
     const size_t pbytes = (size_t)m->layout.n_floats * sizeof(float);
     m->params = m->be.alloc(&m->be, pbytes);
+    if (m->be.bind_params) m->be.bind_params(&m->be, m->params, m->layout.n_floats);
     m->grads = o->no_grads ? NULL : m->be.alloc(&m->be, pbytes);
     qtx_view_build(&m->pv, &m->layout, m->params);
     qtx_view_build(&m->gv, &m->layout, m->grads ? m->grads : m->params);
@@ -135,6 +136,7 @@ void qtx_model_create(qtx_model *m, const qtx_model_config *cfg, const qtx_shard
 
 void qtx_model_destroy(qtx_model *m) {
     m->be.free(&m->be, m->arena, m->arena_bytes);
+    if (m->be.bind_params) m->be.bind_params(&m->be, NULL, 0);
     m->be.free(&m->be, m->params, (size_t)m->layout.n_floats * sizeof(float));
     if (m->grads) m->be.free(&m->be, m->grads, (size_t)m->layout.n_floats * sizeof(float));
     free(m->host_tok);

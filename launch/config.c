@@ -571,11 +571,11 @@ static int validate_at(const vctx *v, qtx_err *e) {
                      "set parallel.zero to 0, or parallel.dp to auto or more than 1",
                      p->zero);
     const qtx_device_config *dv = &c->device;
-    if (dv->precision == QTX_PRECISION_BF16 && dv->type != QTX_DEVICE_CUDA)
+    if (dv->precision == QTX_PRECISION_BF16 && dv->type == QTX_DEVICE_CPU)
         return vfail(v, e, "device.precision", "device.type", NULL,
-                     "device.precision = bf16 needs the tensor cores of device.type: cuda, but "
-                     "device.type = %s; set device.precision to fp32",
-                     qtx_device_type_name(dv->type));
+                     "device.precision = bf16 needs the tensor cores of device.type: cuda (or "
+                     "staged, which emulates them), but device.type = cpu; set "
+                     "device.precision to fp32");
     return QTX_OK;
 }
 
@@ -669,7 +669,7 @@ static const char DOCS_RULES[] =
     "- `parallel.tp` divides `model.n_heads`, `model.n_kv_heads`, `model.ffn_dim` and\n"
     "  `model.vocab_size`; `parallel.pp` is at most `model.n_layers`.\n"
     "- `parallel.zero > 0` needs more than one data-parallel rank (`parallel.dp` auto or > 1).\n"
-    "- `device.precision = bf16` needs `device.type = cuda`.\n";
+    "- `device.precision = bf16` needs `device.type = cuda` (or `staged`, which emulates it).\n";
 
 void qtx_config_write_docs(FILE *f) {
     qtx_config defaults;

@@ -41,6 +41,7 @@ typedef struct qtx_device_config {
     qtx_device_type type;
     int threads; /* per rank; 0 means cores / ranks on this node */
     qtx_precision precision;
+    int bf16_param_copy; /* bf16: weights from one bf16 copy of the parameters */
 } qtx_device_config;
 
 /* "cpu", "cuda", "staged" */

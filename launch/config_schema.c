@@ -120,7 +120,11 @@ const qtx_cfg_key qtx_cfg_keys[] = {
     INT(device, threads, "0", 0, 4096, "CPU threads per rank; 0: the node's cores / its ranks"),
     ENUM(device, precision, qtx_precision, PRECISION_NAMES, "fp32",
          "matrix products on cuda: fp32, or bf16 (inputs rounded to bf16, fp32 accumulation; "
-         "master weights, gradients and AdamW stay fp32)"),
+         "master weights, gradients and AdamW stay fp32); staged emulates bf16 on the CPU"),
+    BOOL(device, bf16_param_copy, "true",
+         "bf16 only: the weights come from one bf16 copy of the parameters, converted once "
+         "per optimizer step (2 bytes per parameter); false rounds them at every product "
+         "(less memory, more conversion; the same results)"),
 };
 const int qtx_cfg_n_keys = (int)(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0]);
 _Static_assert(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0] <= QTX_CFG_MAX_KEYS,

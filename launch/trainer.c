@@ -308,8 +308,10 @@ static int check_gpus_distinct(run *r, int device, qtx_err *e) {
 static int open_device(run *r, int threads, qtx_err *e) {
     const qtx_config *cfg = r->cfg;
     if (cfg->device.type == QTX_DEVICE_CPU) return QTX_OK;
+    const int bf16 = cfg->device.precision == QTX_PRECISION_BF16;
     if (cfg->device.type == QTX_DEVICE_STAGED) {
-        r->backend = qtx_backend_cpu_staged(threads);
+        r->backend = bf16 ? qtx_backend_cpu_staged_bf16(threads, cfg->device.bf16_param_copy)
+                          : qtx_backend_cpu_staged(threads);
         r->have_backend = 1;
         r->dev.backend = &r->backend;
         return QTX_OK;
@@ -327,8 +329,10 @@ static int open_device(run *r, int threads, qtx_err *e) {
                       r->grid.rank, why);
     if (!rc) {
         device = local % n;
-        if (qtx_backend_cuda_create(&r->backend, device,
-                                    cfg->device.precision == QTX_PRECISION_BF16, why, sizeof why))
+        const int precision = !bf16                         ? QTX_CUDA_FP32
+                              : cfg->device.bf16_param_copy ? QTX_CUDA_BF16
+                                                            : QTX_CUDA_BF16_PER_PRODUCT;
+        if (qtx_backend_cuda_create(&r->backend, device, precision, why, sizeof why))
             rc = qtx_fail(e, QTX_ERR_RUNTIME, "device.type = cuda: rank %d, GPU %d: %s",
                           r->grid.rank, device, why);
         else
@@ -364,7 +368,10 @@ static int open_device(run *r, int threads, qtx_err *e) {
     r->dev.pp = r->pp_device;
     r->dev.embed = r->embed_device;
     qtx_log_info("device: GPU %d of %d on this node (node-local rank %d), %s matrix products%s",
-                 device, n, local, cfg->device.precision == QTX_PRECISION_BF16 ? "bf16" : "fp32",
+                 device, n, local,
+                 !bf16                         ? "fp32"
+                 : cfg->device.bf16_param_copy ? "bf16 (weights from a bf16 copy of the parameters)"
+                                               : "bf16 (weights rounded at every product)",
                  r->dp_device || r->tp_device || r->pp_device ? "; collectives over NCCL" : "");
 #else
     (void)threads;
@@ -383,6 +390,7 @@ static void close_device(run *r) {
 #ifdef QTX_HAVE_CUDA
     if (r->have_backend == 2) qtx_backend_cuda_free(&r->backend);
 #endif
+    if (r->have_backend == 1) qtx_backend_cpu_free(&r->backend);
     r->have_backend = 0;
 }
 

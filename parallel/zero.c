@@ -253,6 +253,9 @@ void qtx_zero_update(qtx_zero *z, double lr, float clip_scale, int64_t t) {
         z->pending[i] =
             qtx_comm_iallgatherv(z->dp, z->model->params + z->b[i].begin, z->b[i].counts, QTX_F32);
     qtx_comm_wait_all(z->pending, z->n_buckets);
+    /* The gathers wrote the other ranks' shards behind the backend's back (a rank owning
+     * nothing in a bucket updated none of it itself). */
+    if (z->be->params_changed) z->be->params_changed(z->be);
 }
 
 qtx_zero_memory qtx_zero_memory_use(const qtx_zero *z) {

@@ -26,7 +26,7 @@ cc() { # cc SOURCE.c: its object in $out
 objs=()
 for f in core/norm_rope_swiglu.c core/attention.c core/head_xent.c core/model.c core/params.c \
          core/model_config.c core/rng.c core/linear.c core/backend_cpu.c core/cuda_backend.c \
-         core/check.c core/sys.c core/quant.c core/quant_generic.c core/quant_avx2.c \
+         core/check.c core/sys.c core/bf16.c core/quant.c core/quant_generic.c core/quant_avx2.c \
          core/quant_avx512.c core/quant_neon.c core/adamw_kernel.c optim/adamw.c \
          optim/schedule.c core/log.c infer/infer_model.c infer/kv_cache.c \
          infer/cuda_infer_model.c tests/gpu/sgemm_ref.c; do

@@ -64,7 +64,7 @@ static void test_schema_covers_config(void) {
         {"optim", offsetof(qtx_config, optim), sizeof(qtx_optim_config), 11},
         {"train", offsetof(qtx_config, train), sizeof(qtx_train_config), 10},
         {"parallel", offsetof(qtx_config, parallel), sizeof(qtx_parallel_config), 6},
-        {"device", offsetof(qtx_config, device), sizeof(qtx_device_config), 3},
+        {"device", offsetof(qtx_config, device), sizeof(qtx_device_config), 4},
     };
     T_CHECK(qtx_cfg_n_sections == 6, "%d sections", qtx_cfg_n_sections);
     int total = 0;
@@ -246,19 +246,19 @@ static void test_round_trip(const char *src) {
                                  9};
     c.train = (qtx_train_config){77, 0, "123", 3, 11, 4, 13, 6, "null", 4.48e11};
     c.parallel = (qtx_parallel_config){4, 5, 5, 2, 2, "1,2,2"};
-    c.device = (qtx_device_config){QTX_DEVICE_STAGED, 3, QTX_PRECISION_FP32};
+    c.device = (qtx_device_config){QTX_DEVICE_STAGED, 3, QTX_PRECISION_BF16, 0};
     qtx_err e = {0};
-    /* A device other than cpu takes tp = pp = 1, bf16 only cuda: two configs cover it all. */
+    /* The device keys: staged with bf16 rounded per product, cuda with the bf16 copy, cpu. */
     const qtx_parallel_config par = c.parallel;
     c.parallel.tp = c.parallel.pp = 1;
     memset(c.parallel.stage_layers, 0, sizeof c.parallel.stage_layers);
     T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
-    round_trip(&c, "staged");
-    c.device = (qtx_device_config){QTX_DEVICE_CUDA, 3, QTX_PRECISION_BF16};
+    round_trip(&c, "staged bf16, per product");
+    c.device = (qtx_device_config){QTX_DEVICE_CUDA, 3, QTX_PRECISION_BF16, 1};
     T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
     round_trip(&c, "cuda bf16");
     c.parallel = par;
-    c.device = (qtx_device_config){QTX_DEVICE_CPU, 3, QTX_PRECISION_FP32};
+    c.device = (qtx_device_config){QTX_DEVICE_CPU, 3, QTX_PRECISION_FP32, 1};
     T_CHECK(qtx_config_validate(&c, NULL, &e) == QTX_OK, "%s", e.msg);
     round_trip(&c, "every field");
 
