@@ -134,7 +134,7 @@ static char *index_text(const qtx_ckpt_writer *w, size_t *len) {
         memcpy(s + n, line, (size_t)m);
         n += (size_t)m;
     }
-    if (n + 8 > cap) s = qtx_realloc(s, cap = n + 8);
+    if (n + 8 > cap) s = qtx_realloc(s, n + 8);
     memcpy(s + n, "\n]}\n", 5);
     *len = n + 4;
     return s;

@@ -7,15 +7,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int qtx_fail(qtx_err *e, int code, const char *fmt, ...) {
+void qtx_vfail(qtx_err *e, int code, const char *fmt, va_list ap) {
     if (e) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
         e->code = code;
     }
-    return code;
 }
 
 void qtx_fatal(const char *file, int line, const char *fmt, ...) {

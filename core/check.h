@@ -10,6 +10,7 @@
 #ifndef QTX_CHECK_H
 #define QTX_CHECK_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum { QTX_OK = 0, QTX_ERR_RUNTIME = 1, QTX_ERR_INPUT = 2 };
@@ -19,8 +20,19 @@ typedef struct qtx_err {
     char msg[1024]; /* one line, no trailing newline */
 } qtx_err;
 
-/* Fills e (when not NULL) and returns code, so callers can `return qtx_fail(e, 2, ...)`. */
-int qtx_fail(qtx_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Fills e (when not NULL) with the message. */
+void qtx_vfail(qtx_err *e, int code, const char *fmt, va_list ap);
+
+/* Fills e (when not NULL) and returns code, so callers can `return qtx_fail(e, 2, ...)`.
+ * Inline so that static analysis sees the error path return non-zero. */
+static inline __attribute__((format(printf, 3, 4))) int qtx_fail(qtx_err *e, int code,
+                                                                 const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    qtx_vfail(e, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
 
 _Noreturn void qtx_fatal(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -314,7 +314,8 @@ static int run(prep *pp, qtx_docsrc *src, qtx_err *e) {
     unit *units = NULL;
     qtx_ids *ids = NULL;
     size_t cap_units = 0;
-    size_t *first_unit = NULL, cap_docs = 0;
+    size_t cap_docs = 1024; /* grows with the largest batch of documents */
+    size_t *first_unit = qtx_malloc(cap_docs * sizeof *first_unit);
     int rc = QTX_OK;
     const double t0 = qtx_now_s();
     double last = t0;

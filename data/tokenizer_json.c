@@ -245,8 +245,8 @@ static int read_merges(reader *r, const cJSON *merges, uint32_t *pairs) {
     const cJSON *it;
     int i = 0;
     char b[48];
-    char *cat = NULL;
-    size_t cat_cap = 0;
+    size_t cat_cap = 256; /* grows with the longest pair */
+    char *cat = qtx_malloc(cat_cap);
     int rc = QTX_OK;
     cJSON_ArrayForEach(it, merges) {
         const char *left = NULL, *right = NULL;

@@ -174,7 +174,7 @@ static int bad(const cursor *c, const char *fmt, ...) {
     char msg[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
     va_end(ap);
     return qtx_fail(c->e, QTX_ERR_INPUT, "%s: %s", c->g->path, msg);
 }
@@ -352,7 +352,7 @@ static int parse_tensor_info(cursor *c, uint64_t k) {
     qtx_gguf_tensor *t = &g->tensors[i];
     memset(t, 0, sizeof *t);
     const uint64_t at = g->tensor_at[i] = c->pos;
-    size_t name;
+    size_t name = 0;
     snprintf(what, sizeof what, "the name of tensor info %" PRIu64, k);
     if (read_str(c, what, NULL, 0, QTX_GGUF_NAME_MAX, 1, &name)) return QTX_ERR_INPUT;
     t->name = (const char *)(uintptr_t)name; /* an index until parsing ends */

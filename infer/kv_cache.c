@@ -424,11 +424,10 @@ void qtx_kv_attend_batch(const qtx_kv_cache *c, int seq, int layer, const float 
      * a decode step's attention over 16 positions of 8 heads of 64 already several (going
      * parallel from 16 positions instead of 128 took small q8_0's two-thread decode attention
      * from 111-134 to 65-89 us per token). One head per grab when there are few. */
-    const int chunk = n_jobs >= 64 ? 4 : 1;
 #pragma omp parallel num_threads(attend_threads(c)) if (n_tok * last * n_heads * c->hd >= 8192)
     {
         float *sc = scratch + (size_t)omp_get_thread_num() * stride;
-#pragma omp for schedule(dynamic, chunk)
+#pragma omp for schedule(dynamic, n_jobs >= 64 ? 4 : 1)
         for (int64_t j = 0; j < n_jobs; j++) {
             const int64_t i = j / n_heads;
             const int h = (int)(j % n_heads);

@@ -153,7 +153,7 @@ int qtx_cmd_generate(int argc, char **argv) {
         goto out;
     }
     qtx_encoder *enc = qtx_encoder_new(m.tok);
-    qtx_encode(enc, a.prompt, strlen(a.prompt), &ids);
+    qtx_encode(enc, a.prompt, strlen(a.prompt), &ids); /* NOLINT: parse required --prompt */
     qtx_encoder_free(enc);
     if (ids.n == 0) {
         rc = qtx_fail(&e, QTX_ERR_INPUT, "--prompt: the prompt is empty");

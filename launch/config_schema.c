@@ -599,9 +599,9 @@ static void format_string(const char *s, char *buf, size_t n) {
         } else if (*p < 0x20 || *p == 0x7F) {
             snprintf(esc, sizeof esc, "\\x%02x", *p);
         } else if (p[0] == 0xC2 && p[1] == 0x85) {
-            strcpy(esc, "\\N"), p += 1;
+            memcpy(esc, "\\N", sizeof "\\N"), p += 1;
         } else if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) {
-            strcpy(esc, p[2] == 0xA8 ? "\\L" : "\\P"), p += 2;
+            memcpy(esc, p[2] == 0xA8 ? "\\L" : "\\P", sizeof "\\L"), p += 2;
         } else {
             esc[0] = (char)*p;
         }

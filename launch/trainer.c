@@ -327,7 +327,7 @@ static int open_device(run *r, int threads, qtx_err *e) {
                       "device.type = cuda, but rank %d sees no GPU (%s); run on GPU nodes or set "
                       "device.type: cpu",
                       r->grid.rank, why);
-    if (!rc) {
+    else {
         device = local % n;
         const int precision = !bf16                         ? QTX_CUDA_FP32
                               : cfg->device.bf16_param_copy ? QTX_CUDA_BF16
@@ -448,7 +448,7 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
     }
     qtx_grid_create(&r.grid, world, &cfg->parallel, &cfg->model, r.stage_layers);
     qtx_log_setup(QTX_LOG_INFO, r.grid.world_size > 1 ? r.grid.rank : -1, 0);
-    char root[QTX_PATH_MAX + 8], from[QTX_PATH_MAX];
+    char root[QTX_PATH_MAX + 8], from[QTX_PATH_MAX] = "";
     const size_t out_len = strnlen(cfg->train.out_dir, QTX_PATH_MAX - 1);
     memcpy(root, cfg->train.out_dir, out_len);
     memcpy(root + out_len, "/ckpt", 6);

@@ -77,13 +77,13 @@ double qtx_pp_simulate(int pp, int m, double tf, double tb) {
                 if (a->kind == QTX_PP_SEND_BWD || a->kind == QTX_PP_SEND_BWD_RECV_FWD)
                     bwd_ready[s * m + a->mb] = clock[s];
                 if (need_fwd) {
-                    double r = fwd_ready[(s - 1) * m + next_fwd_in[s]];
+                    double r = fwd_ready[(s - 1) * m + next_fwd_in[s]]; /* NOLINT: all set */
                     if (r < 0) break;
                     if (r > t) t = r;
                     next_fwd_in[s]++;
                 }
                 if (need_bwd) {
-                    double r = bwd_ready[(s + 1) * m + next_bwd_in[s]];
+                    double r = bwd_ready[(s + 1) * m + next_bwd_in[s]]; /* NOLINT: all set */
                     if (r < 0) break;
                     if (r > t) t = r;
                     next_bwd_in[s]++;

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 DEB_PACKAGES=(
-  build-essential cmake pkg-config git clang-format cppcheck
+  build-essential cmake pkg-config git clang-format clang-tidy cppcheck
   libdnnl-dev                 # oneDNN: CPU GEMM
   libopenmpi-dev openmpi-bin  # MPI: host collectives, launch
   libhdf5-dev hdf5-tools      # token shards (h5dump to inspect)
