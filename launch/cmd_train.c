@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "stop_signals.h"
 #include "train_args.h"
 #include "trainer.h"
 
@@ -13,6 +14,7 @@
 int qtx_cmd_train(int argc, char **argv) {
     static qtx_train_args a; /* large (paths); static keeps it off the stack */
     qtx_err e = {0};
+    qtx_stop_signals_start(); /* before MPI starts its threads: they inherit the mask */
     qtx_comm *world = qtx_comm_mpi_init(&argc, &argv);
     const int rank0 = qtx_comm_rank(world) == 0;
     int rc = qtx_train_args_parse(argc, argv, &a, &e);

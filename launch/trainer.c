@@ -20,7 +20,6 @@
 #include <libgen.h>
 #include <math.h>
 #include <omp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +38,7 @@
 #include "metrics.h"
 #include "peak.h"
 #include "schedule.h"
+#include "stop_signals.h"
 #include "sys.h"
 #ifdef QTX_HAVE_CUDA
 #include "cuda_backend.h"
@@ -198,23 +198,6 @@ static int open_loaders(run *r, qtx_err *e) {
         rc = qtx_loader_open(&r->val, &o, e);
     }
     return rc;
-}
-
-/* The one piece of process state the trainer keeps: a stop request from a signal handler. */
-static volatile sig_atomic_t g_stop_signal;
-static void on_stop_signal(int sig) {
-    g_stop_signal = sig;
-}
-
-static void install_stop_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART; /* MPI and HDF5 calls in progress carry on */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* Every setting as text, keyed by its dotted path, for the checkpoint's record. */
@@ -415,6 +398,11 @@ static void log_layout(const run *r) {
                  : g->zero == 1 ? " (8 psi + 8 psi/dp)"
                                 : " (4 psi + 12 psi/dp)",
                  mem.staging / 1e6);
+    if (r->have_backend && cfg->device.precision == QTX_PRECISION_BF16 &&
+        cfg->device.bf16_param_copy) /* cuda keeps bf16; staged emulates it in floats */
+        qtx_log_info("bf16 copy of the parameters: %.2f MB (%d psi)",
+                     (double)mem.psi * (r->have_backend == 2 ? 2 : 4) / 1e6,
+                     r->have_backend == 2 ? 2 : 4);
 }
 
 int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
@@ -508,7 +496,7 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
     save.settings = settings;
     save.keep = cfg->train.ckpt_keep;
     save.protect = from[0] ? from : NULL;
-    install_stop_handlers();
+    qtx_stop_signals_arm();
 
     /* On a GPU the stated peak is H100 SXM's dense bf16 (the figure MFU is quoted against);
      * on the CPU a GEMM measured now. */
@@ -592,7 +580,7 @@ int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
             double vl = evaluate(&r, e, &nb);
             if (r.rank0) qtx_metrics_eval(&r.metrics, step + 1, vl, nb);
         }
-        int stop = g_stop_signal; /* any rank's signal stops all, after the same step */
+        int stop = qtx_stop_signal(); /* any rank's signal stops all, after the same step */
         qtx_comm_allreduce(r.world, &stop, 1, QTX_I32, QTX_MAX);
         const int periodic = cfg->train.ckpt_every > 0 && (step + 1) % cfg->train.ckpt_every == 0;
         if (periodic || last || stop) {

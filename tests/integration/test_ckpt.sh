@@ -153,8 +153,15 @@ sig_test() { # sig_test NP SIGNAL OUT
     $MPI -np "$1" "$QTX" train cfg.yaml --set "train.out_dir=$3" --set train.steps=100000 \
       --set train.ckpt_every=0 --set train.eval_every=0 --set parallel.pp=2 >"$3.log" 2>&1 &
   fi
-  local pid=$!
-  for _ in $(seq 200); do [ "$(grep -c . "$3/metrics.jsonl" 2>/dev/null)" -ge 3 ] && break; sleep 0.05; done
+  local pid=$! n=0
+  # Signal only once training runs (3 steps logged): before the handlers are in place the
+  # signal would kill the ranks. Up to 120 s: under ctest -j, eight-rank tests run beside this.
+  for _ in $(seq 2400); do
+    n=$(grep -c . "$3/metrics.jsonl" 2>/dev/null)
+    [ "${n:-0}" -ge 3 ] && break
+    sleep 0.05
+  done
+  [ "${n:-0}" -ge 3 ] || fail "$2 with $1 rank(s): training did not log 3 steps in 120 s"
   kill "-$2" $pid
   wait $pid
   local rc=$?
