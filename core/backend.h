@@ -73,10 +73,13 @@ struct qtx_backend {
     double (*sum_squares)(qtx_backend *be, const float *x, int64_t n);
 
     /* Backends with bf16 products (NULL elsewhere): [p, p + n) is the parameter buffer the
-     * weights come from (core/bf16.h). Such a backend keeps one bf16 copy of it, converted in
-     * one pass at the first product after the buffer changed, instead of rounding the weights
-     * at every product. Its own writes into the range (to_device, copy, zero, adamw) mark the
-     * copy stale; after writing the range any other way (a collective) call params_changed. */
+     * weights come from (core/bf16.h); n = 0 says p goes away (forgotten if it is the one
+     * bound). Such a backend keeps one bf16 copy of it, converted in one pass at the first
+     * product after the buffer changed, instead of rounding the weights at every product.
+     * Its own writes into the range (to_device, copy, zero, adamw) mark the copy stale; its
+     * other operations never write parameters (they write activations and gradients); after
+     * writing the range any other way (a collective) call params_changed. One buffer per
+     * backend: binding another replaces it. */
     void (*bind_params)(qtx_backend *be, const float *p, int64_t n);
     void (*params_changed)(qtx_backend *be);
 };

@@ -224,6 +224,7 @@ static void bf16_adamw(qtx_backend *be, float *p, const float *g, float *m, floa
 
 static void bf16_bind_params(qtx_backend *be, const float *p, int64_t n) {
     staged_bf16 *s = bf16_ctx(be);
+    if (n == 0 && p != s->params.base) return; /* another buffer than the bound one goes */
     if (s->params.copy) qtx_free_big(s->params.copy, (size_t)s->params.n * sizeof(float));
     s->params = (qtx_bf16_params){.base = p, .n = n, .stale = 1};
     if (s->keep_copy && p && n > 0) s->params.copy = qtx_alloc_big((size_t)n * sizeof(float));

@@ -136,7 +136,7 @@ void qtx_model_create(qtx_model *m, const qtx_model_config *cfg, const qtx_shard
 
 void qtx_model_destroy(qtx_model *m) {
     m->be.free(&m->be, m->arena, m->arena_bytes);
-    if (m->be.bind_params) m->be.bind_params(&m->be, NULL, 0);
+    if (m->be.bind_params) m->be.bind_params(&m->be, m->params, 0);
     m->be.free(&m->be, m->params, (size_t)m->layout.n_floats * sizeof(float));
     if (m->grads) m->be.free(&m->be, m->grads, (size_t)m->layout.n_floats * sizeof(float));
     free(m->host_tok);

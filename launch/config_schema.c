@@ -123,8 +123,8 @@ const qtx_cfg_key qtx_cfg_keys[] = {
          "master weights, gradients and AdamW stay fp32); staged emulates bf16 on the CPU"),
     BOOL(device, bf16_param_copy, "true",
          "bf16 only: the weights come from one bf16 copy of the parameters, converted once "
-         "per optimizer step (2 bytes per parameter); false rounds them at every product "
-         "(less memory, more conversion; the same results)"),
+         "per optimizer step (2 bytes per parameter on cuda); false rounds them at every "
+         "product (less memory, more conversion; the same results)"),
 };
 const int qtx_cfg_n_keys = (int)(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0]);
 _Static_assert(sizeof qtx_cfg_keys / sizeof qtx_cfg_keys[0] <= QTX_CFG_MAX_KEYS,

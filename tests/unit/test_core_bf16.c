@@ -7,7 +7,8 @@
  *     bit for bit, across AdamW updates (the backend's own writes) and across a write beside
  *     the backend followed by params_changed; without params_changed the copy is stale and
  *     the losses part (so the comparison can fail); bf16's loss is within 1e-2 of fp32's and
- *     not equal to it. */
+ *     not equal to it;
+ *   - a backend keeps the newest model's binding when an older model on it is destroyed. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@ static void test_rounding(void) {
 }
 
 static void test_params_range(void) {
-    float buf[101], other[4]; /* the parameters are buf[1 .. 101) */
+    float buf[101] = {0}, other[4] = {0}; /* the parameters are buf[1 .. 101) */
     float *p = buf + 1;
     uint16_t copy[100];
     qtx_bf16_params b = {.base = p, .n = 100, .copy = copy};
@@ -164,6 +165,41 @@ static void test_param_copy(const char *path) {
     T_CHECK(la == lb, "%s: after params_changed: %.9g vs %.9g", path, la, lb);
     run_close(&a);
     run_close(&b);
+
+    /* Two models on one backend: y's binding replaces x's, and destroying x leaves y's copy
+     * in use. Seen through a write beside the backend without params_changed: y then computes
+     * what a lone model with a (stale) copy computes, z, not what rounding per product does. */
+    qtx_backend be = qtx_backend_cpu_staged_bf16(qtx_num_threads(), 1);
+    qtx_model_options o = {.B = B, .T = T, .n_slots = 1, .backend = &be};
+    qtx_model x, y;
+    qtx_model_create_ex(&x, &cfg, &spec, &o);
+    qtx_model_create_ex(&y, &cfg, &spec, &o);
+    y.be.to_device(&y.be, y.params, ref.params, (size_t)y.layout.n_floats * sizeof(float));
+    qtx_model_destroy(&x);
+    run z, w; /* a lone model with the copy; one rounding per product */
+    run_open(&z, qtx_backend_cpu_staged_bf16(qtx_num_threads(), 1), &cfg, B, T, ref.params);
+    run_open(&w, qtx_backend_cpu_staged_bf16(qtx_num_threads(), 0), &cfg, B, T, ref.params);
+    qtx_model_zero_grads(&y);
+    double ly = qtx_model_train_step(&y, tok->data, 1.0f / (float)ntok) / (double)ntok;
+    double lz = run_step(&z, tok->data, ntok), lw = run_step(&w, tok->data, ntok);
+    T_CHECK(ly == lz && lz == lw, "%s: two models on a backend: %.9g %.9g %.9g", path, ly, lz, lw);
+    for (int64_t i = 0; i < y.layout.n_floats; i += 7) {
+        y.params[i] *= 0.5f;
+        z.m.params[i] *= 0.5f;
+        w.m.params[i] *= 0.5f;
+    }
+    qtx_model_zero_grads(&y);
+    ly = qtx_model_train_step(&y, tok->data, 1.0f / (float)ntok) / (double)ntok;
+    lz = run_step(&z, tok->data, ntok);
+    lw = run_step(&w, tok->data, ntok);
+    T_CHECK(ly == lz && lz != lw,
+            "%s: destroying another model unbound the live one: %.9g, with a copy %.9g, per "
+            "product %.9g",
+            path, ly, lz, lw);
+    run_close(&z);
+    run_close(&w);
+    qtx_model_destroy(&y);
+    qtx_backend_cpu_free(&be);
     qtx_model_destroy(&ref);
     qtx_fixture_free(&f);
 }
