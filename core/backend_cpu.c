@@ -178,11 +178,12 @@ static const float *rounded(staged_bf16 *s, int slot, const float *A, int64_t ro
     return s->op[slot];
 }
 
-/* qtx_sgemm with A and B rounded to bf16, summed in fp32 (the CUDA backend's sgemm). */
-static void sgemm_bf16(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K,
-                       float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                       float beta, float *C, int64_t ldc) {
-    staged_bf16 *s = bf16_ctx(be);
+/* qtx_sgemm with A and B rounded to bf16, summed in fp32 (the CUDA backend's sgemm); ctx is
+ * the backend. */
+static void sgemm_bf16(void *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C, int64_t ldc) {
+    staged_bf16 *s = bf16_ctx(ctx);
     const float *a = rounded(s, 0, A, ta ? K : M, ta ? M : K, lda);
     const float *b = rounded(s, 1, B, tb ? N : K, tb ? K : N, ldb);
     qtx_sgemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, C, ldc);
@@ -190,12 +191,11 @@ static void sgemm_bf16(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, in
 
 static void bf16_linear_fwd(qtx_backend *be, float *y, const float *x, const float *W, int64_t n,
                             int64_t in, int64_t out, int accumulate) {
-    sgemm_bf16(be, 0, 1, n, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
+    qtx_linear_fwd_by(sgemm_bf16, be, y, x, W, n, in, out, accumulate);
 }
 static void bf16_linear_bwd(qtx_backend *be, float *dx, float *dW, const float *dy, const float *x,
                             const float *W, int64_t n, int64_t in, int64_t out) {
-    if (dx) sgemm_bf16(be, 0, 0, n, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
-    if (dW) sgemm_bf16(be, 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    qtx_linear_bwd_by(sgemm_bf16, be, dx, dW, dy, x, W, n, in, out);
 }
 static double bf16_head_xent(qtx_backend *be, float *dx, float *dW, const float *x, const float *W,
                              const int32_t *targets, int64_t n, int64_t c, int64_t vl, int64_t v0,

@@ -102,7 +102,7 @@ static const uint16_t *operand_bf16(cuda_ctx *c, const float *A, int64_t rows, i
 
 /* qtx_sgemm's row-major C = alpha op(A) op(B) + beta C on the device: fp32 throughout, or with
  * A and B rounded to bf16 (fp32 accumulation) when the backend was made with bf16. */
-static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+static void sgemm(void *be, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                   int64_t ldc) {
     cuda_ctx *c = ctx_of(be);
@@ -123,12 +123,11 @@ static void sgemm(qtx_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t
 
 static void linear_fwd(qtx_backend *be, float *y, const float *x, const float *W, int64_t n,
                        int64_t in, int64_t out, int accumulate) {
-    sgemm(be, 0, 1, n, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
+    qtx_linear_fwd_by(sgemm, be, y, x, W, n, in, out, accumulate);
 }
 static void linear_bwd(qtx_backend *be, float *dx, float *dW, const float *dy, const float *x,
                        const float *W, int64_t n, int64_t in, int64_t out) {
-    if (dx) sgemm(be, 0, 0, n, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
-    if (dW) sgemm(be, 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dW, in);
+    qtx_linear_bwd_by(sgemm, be, dx, dW, dy, x, W, n, in, out);
 }
 static void rmsnorm_fwd(qtx_backend *be, float *y, float *rstd, const float *x, const float *w,
                         int64_t n, int64_t c, float eps) {

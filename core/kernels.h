@@ -23,6 +23,17 @@ void qtx_linear_fwd(float *y, const float *x, const float *W, int64_t n, int64_t
 void qtx_linear_bwd(float *dx, float *dW, const float *dy, const float *x, const float *W,
                     int64_t n, int64_t in, int64_t out);
 
+/* A GEMM with qtx_sgemm's arguments on some device; ctx is its owner's. */
+typedef void (*qtx_gemm_fn)(void *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                            float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                            float beta, float *C, int64_t ldc);
+/* qtx_linear_fwd and qtx_linear_bwd through gemm: the one mapping of the linear layer onto
+ * products, for the backends' own GEMMs (CUDA, bf16) as for qtx_sgemm. */
+void qtx_linear_fwd_by(qtx_gemm_fn gemm, void *ctx, float *y, const float *x, const float *W,
+                       int64_t n, int64_t in, int64_t out, int accumulate);
+void qtx_linear_bwd_by(qtx_gemm_fn gemm, void *ctx, float *dx, float *dW, const float *dy,
+                       const float *x, const float *W, int64_t n, int64_t in, int64_t out);
+
 /* y = x * rstd * w per row; rstd[n] saved for backward. */
 void qtx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t n, int64_t c,
                      float eps);

@@ -2,6 +2,7 @@
 #include "fixture.h"
 
 #include "params.h"
+#include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,13 @@ int qtx_fixture_copy_tensors(const qtx_fixture *f, const char *prefix, const qtx
         memcpy(buf + t->offset, ft->data, (size_t)t->numel * sizeof(float));
     }
     return 0;
+}
+
+int qtx_fixture_open_model(qtx_fixture *f, const char *path, qtx_model_config *c, int *B, int *T) {
+    T_CHECK(qtx_fixture_load(f, path) == 0, "cannot load %s", path);
+    if (!f->n) return -1;
+    const int rc = qtx_fixture_model_config(f, c, B, T);
+    T_CHECK(rc == 0, "%s: no config", path);
+    if (rc) qtx_fixture_free(f);
+    return rc ? -1 : 0;
 }

@@ -28,6 +28,10 @@ struct qtx_model_config;
 struct qtx_param_layout;
 /* The model config and batch shape stored in a model fixture. */
 int qtx_fixture_model_config(const qtx_fixture *f, struct qtx_model_config *c, int *B, int *T);
+/* Loads the model fixture at path with its config and batch shape: 0, or -1 after a failed
+ * test check (unreadable, empty, no config), f then holding nothing. */
+int qtx_fixture_open_model(qtx_fixture *f, const char *path, struct qtx_model_config *c, int *B,
+                           int *T);
 /* Copies tensors "<prefix><name>" for every tensor of layout l into buf (unsharded layout). */
 int qtx_fixture_copy_tensors(const qtx_fixture *f, const char *prefix,
                              const struct qtx_param_layout *l, float *buf);

@@ -121,11 +121,9 @@ static void run_close(run *r) {
 
 static void test_param_copy(const char *path) {
     qtx_fixture f;
-    T_CHECK(qtx_fixture_load(&f, path) == 0, "cannot load %s", path);
-    if (!f.n) return;
     qtx_model_config cfg;
     int B, T;
-    T_CHECK(qtx_fixture_model_config(&f, &cfg, &B, &T) == 0, "%s: no config", path);
+    if (qtx_fixture_open_model(&f, path, &cfg, &B, &T)) return;
     const qtx_fixture_tensor *tok = qtx_fixture_get(&f, "tokens");
     T_CHECK(tok != NULL, "%s: no tokens", path);
     if (!tok) {

@@ -11,11 +11,9 @@
 
 static void check_fixture(const char *path) {
     qtx_fixture f;
-    T_CHECK(qtx_fixture_load(&f, path) == 0, "cannot load %s", path);
-    if (!f.n) return;
     qtx_model_config cfg;
     int B, T;
-    T_CHECK(qtx_fixture_model_config(&f, &cfg, &B, &T) == 0, "%s: no config", path);
+    if (qtx_fixture_open_model(&f, path, &cfg, &B, &T)) return;
     qtx_shard_spec spec = qtx_shard_spec_full(&cfg);
     qtx_model m;
     qtx_model_create(&m, &cfg, &spec, B, T);

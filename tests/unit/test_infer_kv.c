@@ -406,11 +406,9 @@ static double f32_vs_model(const qtx_model *m, int b, const float *out) {
 /* The PyTorch fixture (head_dim 16): the f32 cache against the model's attention. */
 static void test_fixture(const char *path) {
     qtx_fixture f;
-    T_CHECK(qtx_fixture_load(&f, path) == 0, "cannot load %s", path);
-    if (!f.n) return;
     qtx_model_config cfg;
     int B, T;
-    T_CHECK(qtx_fixture_model_config(&f, &cfg, &B, &T) == 0, "%s: no config", path);
+    if (qtx_fixture_open_model(&f, path, &cfg, &B, &T)) return;
     qtx_shard_spec spec = qtx_shard_spec_full(&cfg);
     qtx_model m;
     qtx_model_create(&m, &cfg, &spec, B, T);
