@@ -444,7 +444,7 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
                 p->rows_per_task = QTX_TILE_R;
             } else {
                 p->dot = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
-                if (wt == QTX_Q_Q4_0) p->gemv = k->gemv_q4_0_q8_0;
+                p->gemv = wt == QTX_Q_Q4_0 ? k->gemv_q4_0_q8_0 : k->gemv_q8_0_q8_0;
                 use_xf |= p->gemv != NULL;
             }
             p->xa = scratch;

@@ -84,11 +84,11 @@ size_t qtx_qtype_row_bytes(qtx_qtype t, int64_t n);
  * computed the same way whatever the tile's shape. */
 typedef void (*qtx_tile_fn)(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
                             size_t x_row, float *y, int64_t ldy);
-/* A matrix-vector product (decoding) of q4_0 rows: y[r] = dot(weight row r, x) for r < rows,
- * given with x two floats per block b, xd[b] = d_x and cx[b] = -8 d_x sum(x_b): the products
- * of the unsigned nibbles run without the sign trick, and the -8 of every nibble becomes the
- * term cx[b] d_w. Contiguous xd and cx let eight blocks be scaled by one vector operation.
- * Results equal the dot products up to float rounding. */
+/* A matrix-vector product (decoding) of q4_0 or q8_0 rows: y[r] = dot(weight row r, x) for
+ * r < rows, given with x two floats per block b, xd[b] = d_x and cx[b] = -8 d_x sum(x_b) (q8_0
+ * reads only xd). For q4_0 the products of the unsigned nibbles run without the sign trick, and the
+ * -8 of every nibble becomes the term cx[b] d_w. Contiguous xd and cx let eight blocks be scaled by
+ * one vector operation. Results equal the dot products up to float rounding. */
 typedef void (*qtx_gemv_fn)(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                             const float *xd, const float *cx, float *y);
 #define QTX_TILE_R 4 /* weight rows per tile */
@@ -106,6 +106,7 @@ typedef struct qtx_quant_kernels {
     qtx_tile_fn tile_q8_0_q8_0; /* what qtx_qmatmul runs for quantized weights */
     qtx_tile_fn tile_q4_0_q8_0;
     qtx_gemv_fn gemv_q4_0_q8_0; /* NULL: qtx_qmatmul decodes q4_0 with dot_q4_0_q8_0 */
+    qtx_gemv_fn gemv_q8_0_q8_0; /* NULL: with dot_q8_0_q8_0 (cx unused) */
 } qtx_quant_kernels;
 
 /* The kernels for isa, or NULL when this build or this CPU lacks it. */

@@ -151,6 +151,44 @@ AVX2 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *vw, size_
     }
 }
 
+/* q8_0 decoding (quant.h, qtx_gemv_fn; cx unused), eight blocks at a time: each block's exact
+ * sum by the sign trick, the eight sums gathered into one vector, then one convert and one
+ * fma with the eight d_w d_x. Against one block at a time (dot_q8_0_q8_0) this drops seven
+ * converts, scale broadcasts and fmas of eight, so one core keeps more of the weight stream
+ * in flight: on m100's shape (97 MB, rows of 768) it streamed 1.06x on one thread and
+ * 1.09-1.15x on two (a harness, 9 interleaved rounds, two runs each, 09:05 UTC). */
+AVX2 void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *vw, size_t w_row,
+                                  const void *vx, const float *xd, const float *cx, float *y) {
+    (void)cx;
+    const uint8_t *x = vx;
+    const int64_t nb = n / QTX_QK;
+    const size_t bs = sizeof(qtx_block_q8_0);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row;
+        __m256 acc = _mm256_setzero_ps();
+        int64_t b = 0;
+        for (; b + 8 <= nb; b += 8) { /* 272 bytes: five lines to prefetch */
+            const uint8_t *g = w + (size_t)b * bs;
+            for (int k = 0; k < 5; k++)
+                _mm_prefetch((const char *)g + DOT_PF + 64 * k, _MM_HINT_T0);
+            const __m256i s = SUMS8(part_q8_0_q8_0, (const qtx_block_q8_0 *)(const void *)g,
+                                    (const qtx_block_q8_0 *)(const void *)(x + (size_t)b * bs));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                                  _mm256_mul_ps(scales8(g, bs), _mm256_loadu_ps(xd + b)), acc);
+        }
+        float sum = avx2_hsum(acc);
+        for (; b < nb; b++) {
+            const uint8_t *g = w + (size_t)b * bs;
+            const float dw = _cvtsh_ss((unsigned short)load16(g));
+            sum += (float)avx2_hsum_i32(
+                       part_q8_0_q8_0((const qtx_block_q8_0 *)(const void *)g,
+                                      (const qtx_block_q8_0 *)(const void *)(x + (size_t)b * bs))) *
+                   (dw * xd[b]);
+        }
+        y[r] = sum;
+    }
+}
+
 DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)
 DEFINE_DOT(q4_0_q8_0, sizeof(qtx_block_q4_0), avx2_load_q4)
 
@@ -243,6 +281,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx2 = {
     .tile_q8_0_q8_0 = avx2_tile_q8_0_q8_0,
     .tile_q4_0_q8_0 = avx2_tile_q4_0_q8_0,
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
+    .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
 };
 
 #endif

@@ -162,7 +162,9 @@ DEFINE_KERNELS(q4_0_q8_0, AVX512, qtx_block_q4_0, pair_q4_0_q8_0, part1_q4_0_q8_
 DEFINE_KERNELS(q8_0_q8_0_vnni, VNNI, qtx_block_q8_0, pair_q8_0_q8_0_vnni, part1_q8_0_q8_0_vnni)
 DEFINE_KERNELS(q4_0_q8_0_vnni, VNNI, qtx_block_q4_0, pair_q4_0_q8_0_vnni, part1_q4_0_q8_0_vnni)
 
-/* q4_0 decoding: the AVX2 gemv (quant_avx2.c); an AVX-512 one is still to come. */
+/* q4_0 and q8_0 decoding: the AVX2 gemvs (quant_avx2.c); AVX-512 ones are still to come. */
+void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
+                             const float *xd, const float *cx, float *y);
 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                              const float *xd, const float *cx, float *y);
 
@@ -243,6 +245,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx512 = {
     .tile_q8_0_q8_0 = avx512_tile_q8_0_q8_0,
     .tile_q4_0_q8_0 = avx512_tile_q4_0_q8_0,
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
+    .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
 };
 
 const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
@@ -256,6 +259,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
     .tile_q8_0_q8_0 = vnni_tile_q8_0_q8_0,
     .tile_q4_0_q8_0 = vnni_tile_q4_0_q8_0,
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
+    .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
 };
 
 #endif

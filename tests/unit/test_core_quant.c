@@ -400,7 +400,7 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
     const qtx_vec_dot_fn kd = wt == QTX_Q_Q8_0 ? k->dot_q8_0_q8_0 : k->dot_q4_0_q8_0;
     const qtx_vec_dot_fn gd = wt == QTX_Q_Q8_0 ? g->dot_q8_0_q8_0 : g->dot_q4_0_q8_0;
     const qtx_tile_fn kt = wt == QTX_Q_Q8_0 ? k->tile_q8_0_q8_0 : k->tile_q4_0_q8_0;
-    const qtx_gemv_fn kv = wt == QTX_Q_Q4_0 ? k->gemv_q4_0_q8_0 : NULL;
+    const qtx_gemv_fn kv = wt == QTX_Q_Q4_0 ? k->gemv_q4_0_q8_0 : k->gemv_q8_0_q8_0;
     float *xf = malloc((size_t)(2 * nb) * sizeof(float));
     int32_t *ik = malloc((size_t)nb * sizeof(int32_t)), *ig = malloc((size_t)nb * sizeof(int32_t));
     int64_t bad = 0;
@@ -512,7 +512,7 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
                 k->name);
     /* each element is the ISA's dot product of its row and column (m = 1; a q4_0 gemv, where
      * the ISA has one, is checked against generic in check_dots), or their 1 x 1 tile */
-    const int gemv = m == 1 && wt == QTX_Q_Q4_0 && k->gemv_q4_0_q8_0;
+    const int gemv = m == 1 && (wt == QTX_Q_Q4_0 ? k->gemv_q4_0_q8_0 : k->gemv_q8_0_q8_0) != NULL;
     if (tr->is_quantized && !gemv) {
         const int64_t i = m - 1;
         int64_t bad = 0;
