@@ -399,10 +399,11 @@ static void log_layout(const run *r) {
                                 : " (4 psi + 12 psi/dp)",
                  mem.staging / 1e6);
     if (r->have_backend && cfg->device.precision == QTX_PRECISION_BF16 &&
-        cfg->device.bf16_param_copy) /* cuda keeps bf16; staged emulates it in floats */
-        qtx_log_info("bf16 copy of the parameters: %.2f MB (%d psi)",
-                     (double)mem.psi * (r->have_backend == 2 ? 2 : 4) / 1e6,
-                     r->have_backend == 2 ? 2 : 4);
+        cfg->device.bf16_param_copy) {
+        const int per = r->have_backend == 2 ? 2 : 4; /* cuda keeps bf16; staged, floats */
+        qtx_log_info("bf16 copy of the parameters: %.2f MB (%d psi)", (double)mem.psi * per / 1e6,
+                     per);
+    }
 }
 
 int qtx_train_run(qtx_comm *world, const qtx_config *cfg_in, qtx_err *e) {
