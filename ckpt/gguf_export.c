@@ -51,6 +51,8 @@ static uint32_t file_type(qtx_qtype t) {
         return 2;
     case QTX_Q_Q8_0:
         return 7;
+    case QTX_Q_Q4_0R: /* in memory only: never exported */
+        break;
     }
     return 0;
 }

@@ -308,6 +308,122 @@ static void row_f16_to_f32(const void *vx, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = qtx_f16_to_f32(x[i]);
 }
 
+/* ---- q4_0r and q8r (quant.h): where each value lies ---- */
+
+/* Block b of a row of nb blocks: the offset of its group in the row's nibbles, the group's
+ * size G (0: a remaining block, kept as q4_0's 16 bytes) and b's place k in the group. */
+static size_t r_group(int64_t nb, int64_t b, int *G, int *k) {
+    const int64_t n16 = nb / 16 * 16, n8 = n16 + (nb - n16) / 8 * 8;
+    if (b < n16) {
+        *G = 16;
+        *k = (int)(b % 16);
+        return (size_t)(b / 16) * 256;
+    }
+    *G = b < n8 ? 8 : 0;
+    *k = *G ? (int)(b - n16) : 0;
+    return (size_t)(*G ? n16 : b) * (QTX_QK / 2);
+}
+
+/* Value j of block b: its byte in a q8r row's quants (twice the nibbles' offsets). */
+static size_t r_quant(int64_t nb, int64_t b, int j) {
+    int G, k;
+    const size_t base = 2 * r_group(nb, b, &G, &k);
+    if (!G) return base + (size_t)j;
+    const int s = (j % 16) / 4 + 4 * (j / 16);
+    return base + (size_t)(4 * G * s + 4 * k + j % 4);
+}
+
+/* Byte j of a q4_0 block already pairs the values q4_0r pairs (j and 16 + j), so packing
+ * moves four bytes at a time: bytes 4 c .. 4 c + 3 of block k go to slice c of its group. */
+static void r_put(uint8_t *r, int64_t nb, int64_t b, const qtx_block_q4_0 *q) {
+    int G, k;
+    uint8_t *nib = r + 2 * nb + r_group(nb, b, &G, &k);
+    memcpy(r + 2 * b, &q->d, sizeof q->d);
+    if (!G) {
+        memcpy(nib, q->qs, sizeof q->qs);
+        return;
+    }
+    for (int c = 0; c < 4; c++) memcpy(nib + 4 * G * c + 4 * k, q->qs + 4 * c, 4);
+}
+
+/* Block b of a q4_0r row, as q4_0. */
+static void r_get(const uint8_t *r, int64_t nb, int64_t b, qtx_block_q4_0 *q) {
+    int G, k;
+    const uint8_t *nib = r + 2 * nb + r_group(nb, b, &G, &k);
+    memcpy(&q->d, r + 2 * b, sizeof q->d);
+    if (!G) {
+        memcpy(q->qs, nib, sizeof q->qs);
+        return;
+    }
+    for (int c = 0; c < 4; c++) memcpy(q->qs + 4 * c, nib + 4 * G * c + 4 * k, 4);
+}
+
+void qtx_q4_0r_pack_row(const void *vq, void *vr, int64_t n) {
+    const qtx_block_q4_0 *q = vq;
+    for (int64_t b = 0; b < n / QTX_QK; b++) r_put(vr, n / QTX_QK, b, &q[b]);
+}
+
+void qtx_q4_0r_unpack_row(const void *vr, void *vq, int64_t n) {
+    qtx_block_q4_0 *q = vq;
+    for (int64_t b = 0; b < n / QTX_QK; b++) r_get(vr, n / QTX_QK, b, &q[b]);
+}
+
+size_t qtx_q8r_row_bytes(int64_t n) {
+    return ((size_t)n + 2 * (size_t)(n / QTX_QK) * sizeof(float) + 63) / 64 * 64;
+}
+
+void qtx_q8r_from_q8_0(const void *vx, void *vr, int64_t n) {
+    const qtx_block_q8_0 *x = vx;
+    const int64_t nb = n / QTX_QK;
+    int8_t *q = vr;
+    for (int64_t b = 0; b < nb;) { /* four values at a time: a group's slices */
+        int G, k;
+        const size_t base = 2 * r_group(nb, b, &G, &k);
+        if (!G) {
+            memcpy(q + base, x[b++].qs, QTX_QK);
+            continue;
+        }
+        for (k = 0; k < G; k++)
+            for (int s = 0; s < 8; s++)
+                memcpy(q + base + 4 * G * s + 4 * k, x[b + k].qs + 4 * (s % 4) + 16 * (s / 4), 4);
+        b += G;
+    }
+    float *xd = (float *)(void *)(q + n), *cx = xd + nb;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int j = 0; j < QTX_QK; j++) sum += x[b].qs[j];
+        xd[b] = qtx_f16_to_f32(x[b].d);
+        cx[b] = -8.0f * (float)sum * xd[b];
+    }
+}
+
+void qtx_q4_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q4_0 *q) {
+    r_get(row, n / QTX_QK, b, q);
+}
+
+void qtx_q8r_get_block(const void *xrow, int64_t n, int64_t b, qtx_block_q8_0 *x) {
+    const int8_t *q = xrow;
+    for (int j = 0; j < QTX_QK; j++) x->qs[j] = q[r_quant(n / QTX_QK, b, j)];
+    x->d = qtx_f32_to_f16(((const float *)(const void *)(q + n))[b]); /* exact: it was an f16 */
+}
+
+/* The traits' conversions of q4_0r rows: block by block, through q4_0. */
+static void quantize_row_q4_0r(const float *x, void *vr, int64_t n) {
+    for (int64_t b = 0; b < n / QTX_QK; b++) {
+        qtx_block_q4_0 q;
+        qtx_quantize_row_q4_0_ref(x + b * QTX_QK, &q, QTX_QK);
+        r_put(vr, n / QTX_QK, b, &q);
+    }
+}
+
+static void dequantize_row_q4_0r(const void *vr, float *y, int64_t n) {
+    for (int64_t b = 0; b < n / QTX_QK; b++) {
+        qtx_block_q4_0 q;
+        r_get(vr, n / QTX_QK, b, &q);
+        qtx_dequantize_row_q4_0(&q, y + b * QTX_QK, QTX_QK);
+    }
+}
+
 /* ---- traits ---- */
 
 static const qtx_qtype_traits g_traits[] = {
@@ -317,6 +433,8 @@ static const qtx_qtype_traits g_traits[] = {
      qtx_dequantize_row_q4_0},
     {"q8_0", QTX_Q_Q8_0, QTX_QK, sizeof(qtx_block_q8_0), 1, QTX_Q_Q8_0, qtx_quantize_row_q8_0_ref,
      qtx_dequantize_row_q8_0},
+    {"q4_0r", QTX_Q_Q4_0R, QTX_QK, sizeof(qtx_block_q4_0), 1, QTX_Q_Q8_0, quantize_row_q4_0r,
+     dequantize_row_q4_0r},
 };
 
 _Static_assert(sizeof(qtx_block_q8_0) == 34, "q8_0 blocks are 34 bytes (ggml's block_q8_0)");
@@ -350,10 +468,21 @@ static size_t xf_offset(int64_t m, int64_t n) {
     return ((size_t)m * qtx_qtype_row_bytes(QTX_Q_Q8_0, n - n % QTX_QK) + 63) / 64 * 64;
 }
 
+/* ... then (64-byte aligned) the q8r rows for q4_0r weights. */
+static size_t q8r_offset(int64_t m, int64_t n) {
+    return (xf_offset(m, n) + (size_t)(2 * m * (n / QTX_QK)) * sizeof(float) + 63) / 64 * 64;
+}
+
 size_t qtx_qmatmul_scratch_bytes(qtx_qtype wt, int64_t n, int64_t m) {
     const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul_scratch_bytes");
     if (tr->dot_type == QTX_Q_F32) return 0; /* activations are used as they are */
+    if (wt == QTX_Q_Q4_0R) return q8r_offset(m, n) + (size_t)m * qtx_q8r_row_bytes(n);
     return xf_offset(m, n) + (size_t)(2 * m * (n / QTX_QK)) * sizeof(float);
+}
+
+int qtx_q4_0r_preferred(const qtx_quant_kernels *k) {
+    if (!k) k = qtx_quant_kernels_best();
+    return k->isa != QTX_ISA_GENERIC && k->tile_q4_0r_q8r != NULL;
 }
 
 void qtx_tile_by_dot(qtx_vec_dot_fn dot, int64_t n, int nr, int nc, const void *w, size_t w_row,
@@ -414,7 +543,7 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
     const size_t xq_row = qtx_qtype_row_bytes(QTX_Q_Q8_0, n - n % QTX_QK);
     qmm_part parts[QTX_QMM_MAX];
     int64_t n_tasks = 0, work = 0;
-    int quantized = 0, use_xf = 0;
+    int quantized = 0, use_xf = 0, use_q8r = 0;
     for (int i = 0; i < n_w; i++) {
         const qtx_qtype wt = ws[i].wt;
         const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul");
@@ -451,6 +580,14 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
             p->x_row = xq_row;
             quantized = 1;
             break;
+        case QTX_Q_Q4_0R: /* tiles for any m: the rows of a matrix-vector task in one call */
+            p->tile = k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r
+                                        : qtx_quant_kernels_generic.tile_q4_0r_q8r;
+            p->rows_per_task = m > 1 ? QTX_TILE_R : QMM_ROWS;
+            p->xa = (const char *)scratch + q8r_offset(m, n);
+            p->x_row = qtx_q8r_row_bytes(n);
+            quantized = use_q8r = 1;
+            break;
         default:
             QTX_CHECK(0, "qtx_qmatmul: unsupported weight type %s", tr->name);
         }
@@ -462,8 +599,13 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
     if (quantized) { /* the activations once to q8_0, for every quantized weight */
         QTX_CHECK(scratch || m == 0 || n == 0, "qtx_qmatmul: quantized weights need scratch");
 #pragma omp parallel for schedule(static) if (m > 1 && m * n >= 65536)
-        for (int64_t i = 0; i < m; i++)
-            k->quantize_row_q8_0(X + i * n, (char *)scratch + (size_t)i * xq_row, n);
+        for (int64_t i = 0; i < m; i++) {
+            char *xq = (char *)scratch + (size_t)i * xq_row;
+            k->quantize_row_q8_0(X + i * n, xq, n);
+            if (use_q8r)
+                qtx_q8r_from_q8_0(xq, (char *)scratch + q8r_offset(m, n) +
+                                          (size_t)i * qtx_q8r_row_bytes(n), n);
+        }
     }
     float *xf = quantized ? (float *)(void *)((uint8_t *)scratch + xf_offset(m, n)) : NULL;
     if (use_xf) { /* m == 1: d_x and -8 d_x sum(x) per block */

@@ -26,6 +26,7 @@ typedef enum qtx_qtype {
     QTX_Q_F16 = 1,
     QTX_Q_Q4_0 = 2,
     QTX_Q_Q8_0 = 8,
+    QTX_Q_Q4_0R = 0x100, /* q4_0 repacked for SIMD (below): in memory only, never in a file */
 } qtx_qtype;
 
 #define QTX_QK 32 /* values per q8_0 / q4_0 block */
@@ -41,6 +42,29 @@ typedef struct qtx_block_q4_0 {
     qtx_f16 d;
     uint8_t qs[QTX_QK / 2];
 } qtx_block_q4_0; /* 18 bytes */
+
+/* q4_0r: q4_0 weights repacked row by row for wide integer dot products, as llama.cpp repacks
+ * q4_0 at load; same bytes per row, other order. A row of nb blocks holds the nb f16 scales,
+ * then the nibbles of its blocks in groups: 16 blocks at a time (256 bytes), then one group of 8
+ * if at least 8 remain (128 bytes), then each remaining block's 16 bytes as in q4_0. In a group
+ * of G blocks, byte 4 G c + 4 k + i (c < 4, k < G, i < 4) holds value 4 c + i of block k in its
+ * low nibble and value 16 + 4 c + i in its high nibble: one 64-byte load, masked or shifted,
+ * is one slice of four values of each of 16 blocks, and vpdpbusd sums every block in its own
+ * lane (no horizontal adds; one scale conversion per 16 blocks).
+ * q8r: the activation row q4_0r weights meet: n int8 quants of q8_0 blocks in the matching
+ * order (in a group, byte 4 G s + 4 k + i, s < 8, holds value 4 (s % 4) + 16 (s / 4) + i of
+ * block k; a remaining block's 32 values in order), then nb floats d_x, then nb floats
+ * -8 d_x sum(x_b) (the -8 of every nibble, applied as d_w times it), qtx_q8r_row_bytes apart. */
+/* A row of n values from one format to the other (the two buffers must not overlap). */
+void qtx_q4_0r_pack_row(const void *q4_0, void *q4_0r, int64_t n);
+void qtx_q4_0r_unpack_row(const void *q4_0r, void *q4_0, int64_t n);
+size_t qtx_q8r_row_bytes(int64_t n); /* a multiple of 64 */
+/* One activation row from its q8_0 blocks. */
+void qtx_q8r_from_q8_0(const void *x_q8_0, void *x_q8r, int64_t n);
+/* Block b of a q4_0r weight row / a q8r activation row of n values, in the plain format (for
+ * the generic kernels and the tests). */
+void qtx_q4_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q4_0 *q);
+void qtx_q8r_get_block(const void *xrow, int64_t n, int64_t b, qtx_block_q8_0 *x);
 
 /* IEEE half precision, round to nearest even (what ggml's F16C path and numpy do). */
 qtx_f16 qtx_f32_to_f16(float f);
@@ -107,12 +131,19 @@ typedef struct qtx_quant_kernels {
     qtx_tile_fn tile_q4_0_q8_0;
     qtx_gemv_fn gemv_q4_0_q8_0; /* NULL: qtx_qmatmul decodes q4_0 with dot_q4_0_q8_0 */
     qtx_gemv_fn gemv_q8_0_q8_0; /* NULL: with dot_q8_0_q8_0 (cx unused) */
+    /* q4_0r weights, q8r activations (x_row bytes apart): any nr >= 1, nc <= QTX_TILE_C; every
+     * element computed the same way whatever the tile's shape, matrix-vector products
+     * included. NULL: this ISA has none (qtx_qmatmul runs q4_0r with the generic one). */
+    qtx_tile_fn tile_q4_0r_q8r;
 } qtx_quant_kernels;
 
 /* The kernels for isa, or NULL when this build or this CPU lacks it. */
 const qtx_quant_kernels *qtx_quant_kernels_for(qtx_isa isa);
 /* The best the CPU runs (decided once, on first call). */
 const qtx_quant_kernels *qtx_quant_kernels_best(void);
+/* Whether q4_0 weights are better repacked to q4_0r for k (k NULL: the best kernels): where
+ * k has a q4_0r tile of its own, not the generic one. */
+int qtx_q4_0r_preferred(const qtx_quant_kernels *k);
 
 /* Y[m, rows] = X[m, n] W^T for W [rows, n] of type wt (f32, f16, q8_0 or q4_0): X is
  * converted to W's dot type once, then rows are split over the OpenMP threads. m = 1 is a

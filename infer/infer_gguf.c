@@ -112,6 +112,7 @@ int qtx_infer_load_gguf(qtx_infer_model *m, const char *path, qtx_gguf_load how,
     }
     m->tok = tok;
     m->free_tok = qtx_tokenizer_free;
+    m->weights_own = how == QTX_GGUF_COPY;
     const char *h;
     size_t hl;
     if (qtx_gguf_has(g, "qtx.tokenizer.sha256") &&

@@ -16,7 +16,7 @@ DEB_PACKAGES=(
   libpcre2-dev                # GPT-2 pre-tokenizer regex
   libcjson-dev                # tokenizer.json, manifests
   bible-kjv                   # the embedded default corpus: King James Bible (docs/DATA.md)
-  gcc-aarch64-linux-gnu qemu-user  # NEON kernels are tested under qemu
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # NEON kernels are tested under qemu
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -488,11 +488,17 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
     }
     float *y = malloc((size_t)(m * rows) * sizeof(float));
     float *yref = malloc((size_t)(m * rows) * sizeof(float));
+    double mag = 0; /* the largest sum of |w_j x_j|: float error is relative to it, not to
+                     * |y|, which cancellation can make as small as it likes */
     for (int64_t i = 0; i < m; i++)
         for (int64_t r = 0; r < rows; r++) {
-            double s = 0;
-            for (int64_t j = 0; j < n; j++) s += (double)wd[r * n + j] * (double)xd[i * n + j];
+            double s = 0, a = 0;
+            for (int64_t j = 0; j < n; j++) {
+                s += (double)wd[r * n + j] * (double)xd[i * n + j];
+                a += fabs((double)wd[r * n + j] * (double)xd[i * n + j]);
+            }
             yref[i * rows + r] = (float)s;
+            mag = a > mag ? a : mag;
         }
     const size_t sb = qtx_qmatmul_scratch_bytes(wt, n, m);
     /* the q8_0 rows, then (64-byte aligned) two floats per block for a gemv */
@@ -503,7 +509,11 @@ static void check_qmatmul(const qtx_quant_kernels *k, const case_data *c, qtx_qt
     void *scratch = sb ? malloc(sb) : NULL;
     memset(y, 0xFF, (size_t)(m * rows) * sizeof(float));
     qtx_qmatmul_with(k, wt, W, rows, n, c->x, m, y, scratch);
-    const double e = qtx_rel_err(y, yref, (long)(m * rows));
+    double e = 0;
+    for (int64_t i = 0; i < m * rows; i++) {
+        const double d = fabs((double)y[i] - (double)yref[i]) / (mag > 0 ? mag : 1);
+        e = d > e || isnan(d) ? (isnan(d) ? INFINITY : d) : e;
+    }
     T_CHECK(e <= 1e-5, "%s qmatmul %s n=%lld rows=%lld m=%lld: rel err %.3g", k->name, tr->name,
             (long long)n, (long long)rows, (long long)m, e);
     /* the quantized activations are exactly the reference's */
@@ -562,6 +572,143 @@ static void check_many(const qtx_quant_kernels *k, const case_data *c) {
     free(scratch);
 }
 
+/* q4_0r (quant.h) on weights W4 (q4_0 rows) and activations XQ (q8_0 rows): the layout round
+ * trips; the traits' conversions agree with q4_0's; the generic tile equals the q4_0 dot bit
+ * for bit; k's tile is within 1e-6 of it (as check_dots measures) and the same for every tile
+ * shape; qtx_qmatmul runs it, and agrees with q4_0 weights. */
+static void check_q4_0r(const qtx_quant_kernels *k, const qtx_quant_kernels *g, const case_data *c,
+                        const uint8_t *W4, const uint8_t *XQ, const char *what) {
+    const int64_t n = c->n, nb = n / 32, rows = c->rows, m = c->m;
+    const size_t bw = qtx_qtype_row_bytes(QTX_Q_Q4_0R, n), bx = qtx_qtype_row_bytes(QTX_Q_Q8_0, n);
+    const size_t br = qtx_q8r_row_bytes(n);
+    T_CHECK(bw == qtx_qtype_row_bytes(QTX_Q_Q4_0, n) && br % 64 == 0 && br >= (size_t)n + 8 * nb,
+            "q4_0r row %zu bytes, q8r row %zu bytes (n = %lld)", bw, br, (long long)n);
+    uint8_t *W = malloc((size_t)rows * bw), *back = malloc(bw), *X = malloc((size_t)m * br);
+    int64_t bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        qtx_q4_0r_pack_row(W4 + (size_t)r * bw, W + (size_t)r * bw, n);
+        qtx_q4_0r_unpack_row(W + (size_t)r * bw, back, n);
+        bad += memcmp(back, W4 + (size_t)r * bw, bw) != 0;
+    }
+    T_CHECK(bad == 0, "%s n=%lld: %lld q4_0r rows do not unpack to their q4_0", what, (long long)n,
+            (long long)bad);
+    if (W4 == c->wq4) { /* the traits: quantize and dequantize through q4_0 */
+        const qtx_qtype_traits *t4 = qtx_qtype_get(QTX_Q_Q4_0), *tr = qtx_qtype_get(QTX_Q_Q4_0R);
+        float *d4 = malloc((size_t)n * sizeof(float)), *dr = malloc((size_t)n * sizeof(float));
+        T_CHECK(tr && tr->block_size == 32 && tr->is_quantized && !strcmp(tr->name, "q4_0r"),
+                "q4_0r traits");
+        int64_t tbad = 0;
+        for (int64_t r = 0; r < rows && tr; r++) {
+            tr->quantize_row(c->w + r * n, back, n);
+            tbad += memcmp(back, W + (size_t)r * bw, bw) != 0;
+            t4->dequantize_row(W4 + (size_t)r * bw, d4, n);
+            tr->dequantize_row(W + (size_t)r * bw, dr, n);
+            tbad += memcmp(d4, dr, (size_t)n * sizeof(float)) != 0;
+        }
+        T_CHECK(tbad == 0, "%s n=%lld: q4_0r quantize/dequantize differ from q4_0's (%lld)", what,
+                (long long)n, (long long)tbad);
+        free(d4);
+        free(dr);
+    }
+    for (int64_t i = 0; i < m; i++) {
+        qtx_q8r_from_q8_0(XQ + (size_t)i * bx, X + (size_t)i * br, n);
+        for (int64_t b = 0; b < nb; b++) {
+            qtx_block_q8_0 xb;
+            qtx_q8r_get_block(X + (size_t)i * br, n, b, &xb);
+            bad += memcmp(&xb, XQ + (size_t)i * bx + (size_t)b * 34, 34) != 0;
+        }
+    }
+    T_CHECK(bad == 0, "%s n=%lld: %lld q8r blocks differ from their q8_0", what, (long long)n,
+            (long long)bad);
+    const qtx_tile_fn kt = k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r : g->tile_q4_0r_q8r;
+    int32_t *ig = malloc((size_t)nb * sizeof(int32_t));
+    double max_diff = 0, max_mag = 0;
+    int64_t gen_bad = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < m; i++) {
+            const uint8_t *w4 = W4 + (size_t)r * bw, *xq = XQ + (size_t)i * bx;
+            float sd, sg, sk;
+            g->dot_q4_0_q8_0(n, &sd, w4, xq);
+            g->tile_q4_0r_q8r(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &sg, 1);
+            kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &sk, 1);
+            gen_bad += memcmp(&sd, &sg, sizeof sd) != 0;
+            g->blocks_q4_0_q8_0(nb, ig, w4, xq);
+            double mag = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                qtx_f16 hw, hx;
+                memcpy(&hw, w4 + (size_t)b * 18, 2);
+                memcpy(&hx, xq + (size_t)b * 34, 2);
+                mag += fabs((double)ig[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
+            }
+            const double diff = fabs((double)sk - (double)sg);
+            max_diff = diff > max_diff || isnan(diff) ? (isnan(diff) ? INFINITY : diff) : max_diff;
+            max_mag = mag > max_mag ? mag : max_mag;
+        }
+    T_CHECK(gen_bad == 0, "%s n=%lld: %lld generic q4_0r tiles differ from the q4_0 dot", what,
+            (long long)n, (long long)gen_bad);
+    const double e = max_mag > 0 ? max_diff / max_mag : max_diff;
+    T_CHECK(e <= 1e-6, "%s %s n=%lld: q4_0r tile rel err %.3g vs generic", k->name, what,
+            (long long)n, e);
+    /* every shape, more rows than a tile included, gives each element as the 1 x 1 tile */
+    float *y = malloc((size_t)(rows * QTX_TILE_C) * sizeof(float)), y1;
+    int64_t shape_bad = 0;
+    for (int nr = 1; nr <= rows; nr += nr < QTX_TILE_R ? 1 : (int)rows)
+        for (int nc = 1; nc <= QTX_TILE_C && nc <= m; nc++) {
+            kt(n, nr, nc, W, bw, X, br, y, nr);
+            for (int r = 0; r < nr; r++)
+                for (int i = 0; i < nc; i++) {
+                    kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &y1, 1);
+                    shape_bad += memcmp(&y1, &y[i * nr + r], sizeof y1) != 0;
+                }
+        }
+    T_CHECK(shape_bad == 0, "%s %s n=%lld: %lld q4_0r tile elements differ from the 1 x 1 tile",
+            k->name, what, (long long)n, (long long)shape_bad);
+    free(y);
+    if (W4 == c->wq4) { /* qtx_qmatmul: runs kt on q8r rows, agrees with q4_0 weights */
+        const size_t sb = qtx_qmatmul_scratch_bytes(QTX_Q_Q4_0R, n, m);
+        T_CHECK(sb >= qtx_qmatmul_scratch_bytes(QTX_Q_Q8_0, n, m) + (size_t)m * br,
+                "q4_0r scratch %zu bytes", sb);
+        void *scratch = malloc(sb);
+        float *yr = malloc((size_t)(m * rows) * sizeof(float));
+        float *y4 = malloc((size_t)(m * rows) * sizeof(float));
+        qtx_qmatmul_with(k, QTX_Q_Q4_0R, W, rows, n, c->x, m, yr, scratch);
+        qtx_qmatmul_with(k, QTX_Q_Q4_0, W4, rows, n, c->x, m, y4, scratch);
+        double qd = 0;
+        for (int64_t i = 0; i < m * rows; i++) {
+            const double d = fabs((double)yr[i] - (double)y4[i]);
+            qd = d > qd || isnan(d) ? (isnan(d) ? INFINITY : d) : qd;
+        }
+        T_CHECK(qd <= 1e-6 * max_mag, /* both within float rounding of the same block sums */
+                "%s qmatmul q4_0r vs q4_0 n=%lld rows=%lld m=%lld: diff %.3g of %.3g", k->name,
+                (long long)n, (long long)rows, (long long)m, qd, max_mag);
+        int64_t qbad = 0;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t r = 0; r < rows; r++) {
+                kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &y1, 1);
+                qbad += memcmp(&y1, &yr[i * rows + r], sizeof y1) != 0;
+            }
+        T_CHECK(qbad == 0, "%s qmatmul q4_0r m=%lld: %lld elements are not the tile's", k->name,
+                (long long)m, (long long)qbad);
+        if (rows > 1) { /* beside q8_0 weights in one qtx_qmatmul_many */
+            float *y8 = malloc((size_t)(m * rows) * sizeof(float));
+            float *yr2 = malloc((size_t)(m * rows) * sizeof(float));
+            const qtx_qmm mm[2] = {{QTX_Q_Q8_0, c->wq8, rows, y8}, {QTX_Q_Q4_0R, W, rows, yr2}};
+            qtx_qmatmul_many(k, mm, 2, n, c->x, m, scratch);
+            T_CHECK(memcmp(yr, yr2, (size_t)(m * rows) * sizeof(float)) == 0,
+                    "%s qmatmul_many with q4_0r equals qmatmul", k->name);
+            free(y8);
+            free(yr2);
+        }
+        free(scratch);
+        free(yr);
+        free(y4);
+    }
+    free(ig);
+    free(W);
+    free(back);
+    free(X);
+}
+
 static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
     /* the activation quantizer on the edge cases of the reference test */
     enum { N = sizeof quant_in / sizeof quant_in[0] };
@@ -570,8 +717,9 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
     const int d = first_diff(q8, q8_0_ref_bytes, sizeof q8);
     T_CHECK(d < 0, "%s quantize_row_q8_0 differs from the reference at byte %d", k->name, d);
 
-    /* 256 and 352: one group of eight blocks (the q4_0 gemv), alone and with a tail */
-    static const int64_t ns[] = {32, 64, 96, 256, 352, 4096 + 32}, rowss[] = {1, 3, 17},
+    /* 256 and 352: one group of eight blocks (the q4_0 gemv), alone and with a tail; for
+     * q4_0r, 544 and 768: a group of 16 and one block, a group of 16 and a group of 8 */
+    static const int64_t ns[] = {32, 64, 96, 256, 352, 544, 768, 4096 + 32}, rowss[] = {1, 3, 17},
                          ms[] = {1, 2, 5};
     rng r = {42};
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
@@ -597,6 +745,8 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
                 check_qmatmul(k, &c, QTX_Q_F32);
                 check_qmatmul(k, &c, QTX_Q_F16);
                 if (c.rows > 1) check_many(k, &c);
+                check_q4_0r(k, g, &c, c.wq4, c.xq8, "q4_0r x q8r");
+                check_q4_0r(k, g, &c, c.rq4, c.rx, "q4_0r x q8r (random bytes)");
                 case_free(&c);
             }
 }
@@ -624,6 +774,13 @@ static void test_isas(void) {
         strcat(strcat(tested, " "), k->name);
     }
     printf("ISAs tested:%s (best: %s)\n", tested, best ? best->name : "none");
+    /* q4_0r is preferred exactly where an ISA has a tile of its own */
+    T_CHECK(!qtx_q4_0r_preferred(g), "generic kernels keep q4_0");
+    if (best)
+        T_CHECK(qtx_q4_0r_preferred(NULL) == (best->isa != QTX_ISA_GENERIC && best->tile_q4_0r_q8r),
+                "q4_0r preferred with %s: %d", best->name, qtx_q4_0r_preferred(NULL));
+    const qtx_quant_kernels *vnni = qtx_quant_kernels_for(QTX_ISA_AVX512_VNNI);
+    if (vnni) T_CHECK(qtx_q4_0r_preferred(vnni), "avx512-vnni has its own q4_0r tile");
 }
 
 /* Squared error of n values through q4_0 bytes. */
