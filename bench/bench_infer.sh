@@ -2,15 +2,19 @@
 # bench_infer.sh: prompt and decode tokens/s of qtx generate against llama.cpp on the same
 # GGUF files, side by side in one run: the small config and a ~100M-parameter config, at f32,
 # q8_0 and q4_0, with 1 and 2 threads; and the memory-bandwidth bound of decoding, weight
-# bytes read per token over the read bandwidth bench_membw measures in the same run (and over
-# DESIGN.md's 73 GB/s). Weights are a 1-step checkpoint (speed does not depend on training).
+# bytes read per token over the read bandwidth bench_membw measures in the same run over a
+# buffer the weights' size (what streaming those bytes can reach, caches included: a CPU
+# whose last-level cache holds them reads faster than DRAM), beside DRAM's (512 MiB) and
+# DESIGN.md's 73 GB/s. Weights are a 1-step checkpoint (speed does not depend on training).
 # The machine is shared and noisy: every figure is the median of ROUNDS rounds; within a round
 # qtx and llama.cpp run back to back, and the bandwidth is measured again (same thread count)
 # right before the decodes, so the ratios (qtx / llama.cpp, qtx / bound) are the figures to
 # trust.
 #   bench/bench_infer.sh BUILD_DIR LLAMA_BENCH [DECODE_TOKENS [ROUNDS]]
 # LLAMA_BENCH: llama.cpp's llama-bench binary (built from the llama-cpp-python sdist's vendor/
-# llama.cpp: cmake -B build -DLLAMA_CURL=OFF && cmake --build build --target llama-bench).
+# llama.cpp: cmake -B build -DLLAMA_CURL=OFF && cmake --build build --target llama-bench; on a
+# CPU that reports AMX but whose VM faults on it, add -DGGML_NATIVE=OFF and the AVX/AVX2/FMA/
+# F16C/BMI2/AVX512/AVX512_VBMI/AVX512_VNNI/AVX512_BF16/AVX_VNNI options, docs/BENCHMARKS.md).
 # Prompt: the same ~340 tokens for both (llama-bench -p N; qtx generate -n 1 on a prompt of N
 # tokens). Decode: from an almost empty context in both (llama-bench -n; qtx after a 2-token
 # prompt). KV cache: llama.cpp f16, qtx q8.
@@ -32,8 +36,8 @@ common=(--set data.train='data/tiny/train_*.h5' --set data.val= --set train.eval
   --set model.ffn_dim=2048 >/dev/null 2>&1
 prompt=$(head -c 700 README.md | tr -s '[:space:]' ' ') # a few hundred tokens
 
-echo "| model | weights | threads | prompt tok/s qtx | llama.cpp | qtx / llama.cpp | decode tok/s qtx | llama.cpp | qtx / llama.cpp | read GB/s (bench_membw) | decode bound tok/s | qtx / bound | bound at 73 GB/s |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | weights | threads | prompt tok/s qtx | llama.cpp | qtx / llama.cpp | decode tok/s qtx | llama.cpp | qtx / llama.cpp | read GB/s, 512 MiB | read GB/s, the weights' size | decode bound tok/s | qtx / bound | bound at 73 GB/s |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 # Bytes a decode step reads: every tensor but the embedding table, which is read whole only
 # when it is also the output head (tied).
@@ -56,14 +60,17 @@ for model in small m100; do
     "$build/qtx" export "$work/$model" --quant $q -o "$g" -q >/dev/null 2>&1
     wb=$(weight_bytes "$g")
     for t in 1 2; do
-      qp=() qd=() lp=() ld=() bws=() fr=()
+      qp=() qd=() lp=() ld=() bws=() bwds=() fr=()
       for ((r = 0; r < rounds; r++)); do
         "$build/qtx" generate "$g" -p "$prompt" -n 1 --temp 0 --threads $t --kv-quant q8 \
           >/dev/null 2>"$work/p.err"
         n_prompt=$(sed -n 's/.*prompt: \([0-9]*\) tokens.*/\1/p' "$work/p.err")
         qp+=("$(sed -n 's/.*prompt: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/p.err")")
-        bw=$("$build/bench/bench_membw" 512 3 "$t" | awk -v t="$t" '$1 == t {print $2}')
+        bwd=$("$build/bench/bench_membw" 512 3 "$t" | awk -v t="$t" '$1 == t {print $2}')
+        bw=$("$build/bench/bench_membw" "$(((wb + 1048575) / 1048576))" 5 "$t" |
+          awk -v t="$t" '$1 == t {print $2}')
         bws+=("$bw")
+        bwds+=("$bwd")
         "$build/qtx" generate "$g" -p "Hello world" -n "$nd" --temp 0 --threads $t --kv-quant q8 \
           >/dev/null 2>"$work/d.err"
         d=$(sed -n 's/.*decode: [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$work/d.err")
@@ -80,12 +87,13 @@ print(p, d)')
         ld+=("$b")
       done
       python3 - "$(median "${qp[@]}")" "$(median "${lp[@]}")" "$(median "${qd[@]}")" \
-        "$(median "${ld[@]}")" "$wb" "$(median "${bws[@]}")" "$(median "${fr[@]}")" <<PY
+        "$(median "${ld[@]}")" "$wb" "$(median "${bws[@]}")" "$(median "${fr[@]}")" \
+        "$(median "${bwds[@]}")" <<PY
 import sys
-qp, lp, qd, ld, wb, bw, fr = map(float, sys.argv[1:])
+qp, lp, qd, ld, wb, bw, fr, bwd = map(float, sys.argv[1:])
 bound, bound73 = bw * 1e9 / wb, 73e9 / wb
 print(f"| $model | $q | $t | {qp:.0f} | {lp:.0f} | {qp / lp:.2f} | {qd:.1f} | {ld:.1f} | "
-      f"{qd / ld:.2f} | {bw:.1f} | {bound:.0f} | {fr:.0%} | {bound73:.0f} |")
+      f"{qd / ld:.2f} | {bwd:.1f} | {bw:.1f} | {bound:.0f} | {fr:.0%} | {bound73:.0f} |")
 PY
     done
   done

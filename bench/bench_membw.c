@@ -1,7 +1,9 @@
 /* bench_membw.c: the memory read bandwidth decoding can hope for, per thread count: GB/s of
- * streaming reads over a buffer far larger than the last-level cache (as a decode step
- * streams every weight once), best of several passes. bench_infer.sh turns it into each
- * model's decode bound (weight bytes per token / GB/s). A benchmark, not a test.
+ * streaming reads over a buffer (as a decode step streams every weight once), best of several
+ * passes. Far larger than the last-level cache it measures DRAM; the size of a model's
+ * weights, what streaming those bytes again and again can reach, caches included.
+ * bench_infer.sh turns it into each model's decode bound (weight bytes per token / GB/s). A
+ * benchmark, not a test.
  *
  *   bench_membw [MiB [passes [threads]]]    (default 1024 MiB, 5 passes; threads 1 .. cores,
  *                                            or only the count given)
@@ -18,8 +20,8 @@ int main(int argc, char **argv) {
     const size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 1024;
     const int passes = argc > 2 ? atoi(argv[2]) : 5;
     const int only = argc > 3 ? atoi(argv[3]) : 0;
-    if (mib < 64 || passes < 1 || only < 0) {
-        fprintf(stderr, "usage: bench_membw [MiB (>= 64) [passes [threads]]]\n");
+    if (mib < 1 || passes < 1 || only < 0) {
+        fprintf(stderr, "usage: bench_membw [MiB (>= 1) [passes [threads]]]\n");
         return 2;
     }
     const size_t bytes = mib << 20, n = bytes / sizeof(uint64_t); /* a multiple of 4 vectors */

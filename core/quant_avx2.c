@@ -189,6 +189,82 @@ AVX2 void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *vw, size_
     }
 }
 
+/* ---- q4_0r x q8r (quant.h) in 256 bits ---- */
+
+/* Eight blocks of a group (S: the group's slice stride, 64 bytes in a group of 16, whose two
+ * halves are two such units, or 32 in a group of 8) against one activation row: lane k is
+ * block k's exact sum of unsigned nibbles times x. The eight vpmaddubsw pair sums add up in
+ * int16 (at most 8 * 2 * 15 * 127 = 30480) before one vpmaddwd. */
+static inline AVX2 __m256i r_unit_sums(const __m256i lo[4], const __m256i hi[4], const int8_t *xs,
+                                       size_t S) {
+#define X(s) _mm256_loadu_si256((const __m256i *)(xs + (s) * S))
+    __m256i p = _mm256_maddubs_epi16(lo[0], X(0));
+    for (int c = 1; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(lo[c], X(c)));
+    for (int c = 0; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(hi[c], X(4 + c)));
+#undef X
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* A weight row meets up to QTX_TILE_C activation rows, eight blocks at a time (quant_avx512.c
+ * has the 512-bit VNNI version): each unit's nibbles unpacked once for every activation row,
+ * then one convert and two fmas per unit. Not static: the AVX-512 table without VNNI uses it. */
+AVX2 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, size_t w_row,
+                                  const void *vx, size_t x_row, float *y, int64_t ldy) {
+    enum { C = QTX_TILE_C };
+    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16, n8 = n16 + (nb - n16) / 8 * 8;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const int8_t *xq[C];
+    const float *xd[C], *cx[C];
+    for (int c = 0; c < C; c++) {
+        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
+        xd[c] = (const float *)(const void *)(xq[c] + n);
+        cx[c] = xd[c] + nb;
+    }
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
+        __m256 acc[C], corr[C];
+        for (int c = 0; c < C; c++) acc[c] = corr[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < n8; b += 8) {
+            /* unit: blocks b..b+7; in a group of 16 the upper half starts 32 bytes in */
+            const int64_t g0 = b < n16 ? b / 16 * 16 : b;
+            const size_t S = b < n16 ? 64 : 32, h = (size_t)(b - g0) / 8 * 32;
+            const uint8_t *g = q + g0 * (QTX_QK / 2) + h;
+            if (b % 16 == 0) /* a group's 256 bytes: four lines to prefetch */
+                for (int k = 0; k < 4; k++)
+                    _mm_prefetch((const char *)g + DOT_PF + 64 * k, _MM_HINT_T0);
+            __m256i lo[4], hi[4];
+            for (int c = 0; c < 4; c++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(g + S * c));
+                lo[c] = _mm256_and_si256(v, m4);
+                hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            }
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const __m256i s = r_unit_sums(lo, hi, xq[c] + g0 * QTX_QK + h, S);
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                                         _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)), acc[c]);
+                corr[c] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(cx[c] + b), corr[c]);
+            }
+        }
+        float sum[C];
+        for (int c = 0; c < C; c++) sum[c] = avx2_hsum(_mm256_add_ps(acc[c], corr[c]));
+        for (int64_t b = n8; b < nb; b++) { /* q4_0's 16 bytes: values j and 16 + j in byte j */
+            const __m128i v = _mm_loadu_si128((const __m128i *)(q + b * (QTX_QK / 2)));
+            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+            const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
+                const int32_t is = avx2_hsum_i32(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), _mm256_set1_epi16(1)));
+                sum[c] += (float)is * (dw * xd[c][b]) + dw * cx[c][b];
+            }
+        }
+        for (int c = 0; c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
+    }
+}
+
 DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)
 DEFINE_DOT(q4_0_q8_0, sizeof(qtx_block_q4_0), avx2_load_q4)
 
@@ -282,6 +358,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx2 = {
     .tile_q4_0_q8_0 = avx2_tile_q4_0_q8_0,
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
     .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
+    .tile_q4_0r_q8r = qtx_tile_q4_0r_q8r_avx2,
 };
 
 #endif

@@ -167,6 +167,9 @@ void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_ro
                              const float *xd, const float *cx, float *y);
 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                              const float *xd, const float *cx, float *y);
+/* q4_0r without VNNI: the AVX2 tile. */
+void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row,
+                             const void *x, size_t x_row, float *y, int64_t ldy);
 
 /* ---- q4_0r x q8r (quant.h), VNNI ---- */
 
@@ -346,6 +349,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx512 = {
     .tile_q4_0_q8_0 = avx512_tile_q4_0_q8_0,
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
     .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
+    .tile_q4_0r_q8r = qtx_tile_q4_0r_q8r_avx2,
 };
 
 const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
