@@ -581,8 +581,8 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
             quantized = 1;
             break;
         case QTX_Q_Q4_0R: /* tiles for any m: the rows of a matrix-vector task in one call */
-            p->tile = k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r
-                                        : qtx_quant_kernels_generic.tile_q4_0r_q8r;
+            p->tile =
+                k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r : qtx_quant_kernels_generic.tile_q4_0r_q8r;
             p->rows_per_task = m > 1 ? QTX_TILE_R : QMM_ROWS;
             p->xa = (const char *)scratch + q8r_offset(m, n);
             p->x_row = qtx_q8r_row_bytes(n);
@@ -603,8 +603,8 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
             char *xq = (char *)scratch + (size_t)i * xq_row;
             k->quantize_row_q8_0(X + i * n, xq, n);
             if (use_q8r)
-                qtx_q8r_from_q8_0(xq, (char *)scratch + q8r_offset(m, n) +
-                                          (size_t)i * qtx_q8r_row_bytes(n), n);
+                qtx_q8r_from_q8_0(
+                    xq, (char *)scratch + q8r_offset(m, n) + (size_t)i * qtx_q8r_row_bytes(n), n);
         }
     }
     float *xf = quantized ? (float *)(void *)((uint8_t *)scratch + xf_offset(m, n)) : NULL;

@@ -197,7 +197,7 @@ AVX2 void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *vw, size_
  * int16 (at most 8 * 2 * 15 * 127 = 30480) before one vpmaddwd. */
 static inline AVX2 __m256i r_unit_sums(const __m256i lo[4], const __m256i hi[4], const int8_t *xs,
                                        size_t S) {
-#define X(s) _mm256_loadu_si256((const __m256i *)(xs + (s) * S))
+#define X(s) _mm256_loadu_si256((const __m256i *)(xs + (s)*S))
     __m256i p = _mm256_maddubs_epi16(lo[0], X(0));
     for (int c = 1; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(lo[c], X(c)));
     for (int c = 0; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(hi[c], X(4 + c)));
@@ -261,7 +261,7 @@ AVX2 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, siz
                 sum[c] += (float)is * (dw * xd[c][b]) + dw * cx[c][b];
             }
         }
-        for (int c = 0; c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
+        for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
     }
 }
 

@@ -168,8 +168,8 @@ void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_ro
 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                              const float *xd, const float *cx, float *y);
 /* q4_0r without VNNI: the AVX2 tile. */
-void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row,
-                             const void *x, size_t x_row, float *y, int64_t ldy);
+void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                             size_t x_row, float *y, int64_t ldy);
 
 /* ---- q4_0r x q8r (quant.h), VNNI ---- */
 
@@ -246,18 +246,17 @@ static VNNI void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_
                     s1 = _mm256_dpbusd_epi32(
                         s1, hi[k], _mm256_loadu_si256((const __m256i *)(xg + 128 + 32 * k)));
                 }
-                const __m256 t = _mm256_fmadd_ps(
-                    _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
-                    _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)),
-                    _mm256_mul_ps(dw, _mm256_loadu_ps(cx[c] + b)));
+                const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
+                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)),
+                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(cx[c] + b)));
                 sum[c] += vnni_hsum(t);
             }
             b += 8;
         }
         for (; b < nb; b++) { /* q4_0's 16 bytes: values j and 16 + j in byte j */
             const __m128i v = _mm_loadu_si128((const __m128i *)(q + b * (QTX_QK / 2)));
-            const __m256i u = _mm256_and_si256(
-                _mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+            const __m256i u =
+                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
             const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
             for (int c = 0; c < C; c++) {
                 if (c >= nc) break;
@@ -267,7 +266,7 @@ static VNNI void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_
                 sum[c] += (float)is * (dw * xd[c][b]) + dw * cx[c][b];
             }
         }
-        for (int c = 0; c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
+        for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
     }
 }
 

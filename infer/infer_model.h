@@ -37,7 +37,7 @@ typedef struct qtx_infer_model {
     qtx_qtensor token_embd, output;
     const float *output_norm;
     qtx_infer_layer *layers;
-    void *owner; /* what keeps the weights alive: a GGUF mapping or gathered buffers */
+    void *owner;     /* what keeps the weights alive: a GGUF mapping or gathered buffers */
     int weights_own; /* the weights are this process's private copy: qtx_infer_start may
                       * repack q4_0 ones to q4_0r in place (core/quant.h) */
     void (*free_owner)(void *);
