@@ -52,6 +52,7 @@ static uint32_t file_type(qtx_qtype t) {
     case QTX_Q_Q8_0:
         return 7;
     case QTX_Q_Q4_0R: /* in memory only: never exported */
+    case QTX_Q_Q8_0R:
         break;
     }
     return 0;

@@ -324,15 +324,6 @@ static size_t r_group(int64_t nb, int64_t b, int *G, int *k) {
     return (size_t)(*G ? n16 : b) * (QTX_QK / 2);
 }
 
-/* Value j of block b: its byte in a q8r row's quants (twice the nibbles' offsets). */
-static size_t r_quant(int64_t nb, int64_t b, int j) {
-    int G, k;
-    const size_t base = 2 * r_group(nb, b, &G, &k);
-    if (!G) return base + (size_t)j;
-    const int s = (j % 16) / 4 + 4 * (j / 16);
-    return base + (size_t)(4 * G * s + 4 * k + j % 4);
-}
-
 /* Byte j of a q4_0 block already pairs the values q4_0r pairs (j and 16 + j), so packing
  * moves four bytes at a time: bytes 4 c .. 4 c + 3 of block k go to slice c of its group. */
 static void r_put(uint8_t *r, int64_t nb, int64_t b, const qtx_block_q4_0 *q) {
@@ -358,6 +349,49 @@ static void r_get(const uint8_t *r, int64_t nb, int64_t b, qtx_block_q4_0 *q) {
     for (int c = 0; c < 4; c++) memcpy(q->qs + 4 * c, nib + 4 * G * c + 4 * k, 4);
 }
 
+/* The 32 quants of block b into / out of a q8r-ordered area q (a q8r activation row's or a
+ * q8_0r weight row's), four at a time. */
+static void q8r_put(int8_t *q, int64_t nb, int64_t b, const int8_t *qs) {
+    int G, k;
+    int8_t *at = q + 2 * r_group(nb, b, &G, &k);
+    if (!G) {
+        memcpy(at, qs, QTX_QK);
+        return;
+    }
+    for (int s = 0; s < 8; s++) memcpy(at + 4 * G * s + 4 * k, qs + 4 * (s % 4) + 16 * (s / 4), 4);
+}
+
+static void q8r_get(const int8_t *q, int64_t nb, int64_t b, int8_t *qs) {
+    int G, k;
+    const int8_t *at = q + 2 * r_group(nb, b, &G, &k);
+    if (!G) {
+        memcpy(qs, at, QTX_QK);
+        return;
+    }
+    for (int s = 0; s < 8; s++) memcpy(qs + 4 * (s % 4) + 16 * (s / 4), at + 4 * G * s + 4 * k, 4);
+}
+
+void qtx_q8_0r_pack_row(const void *vq, void *vr, int64_t n) {
+    const qtx_block_q8_0 *q = vq;
+    const int64_t nb = n / QTX_QK;
+    uint8_t *r = vr;
+    for (int64_t b = 0; b < nb; b++) {
+        memcpy(r + 2 * b, &q[b].d, sizeof q[b].d);
+        q8r_put((int8_t *)(r + 2 * nb), nb, b, q[b].qs);
+    }
+}
+
+void qtx_q8_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q8_0 *q) {
+    const uint8_t *r = row;
+    memcpy(&q->d, r + 2 * b, sizeof q->d);
+    q8r_get((const int8_t *)(r + 2 * (n / QTX_QK)), n / QTX_QK, b, q->qs);
+}
+
+void qtx_q8_0r_unpack_row(const void *vr, void *vq, int64_t n) {
+    qtx_block_q8_0 *q = vq;
+    for (int64_t b = 0; b < n / QTX_QK; b++) qtx_q8_0r_get_block(vr, n, b, &q[b]);
+}
+
 void qtx_q4_0r_pack_row(const void *vq, void *vr, int64_t n) {
     const qtx_block_q4_0 *q = vq;
     for (int64_t b = 0; b < n / QTX_QK; b++) r_put(vr, n / QTX_QK, b, &q[b]);
@@ -376,20 +410,9 @@ void qtx_q8r_from_q8_0(const void *vx, void *vr, int64_t n) {
     const qtx_block_q8_0 *x = vx;
     const int64_t nb = n / QTX_QK;
     int8_t *q = vr;
-    for (int64_t b = 0; b < nb;) { /* four values at a time: a group's slices */
-        int G, k;
-        const size_t base = 2 * r_group(nb, b, &G, &k);
-        if (!G) {
-            memcpy(q + base, x[b++].qs, QTX_QK);
-            continue;
-        }
-        for (k = 0; k < G; k++)
-            for (int s = 0; s < 8; s++)
-                memcpy(q + base + 4 * G * s + 4 * k, x[b + k].qs + 4 * (s % 4) + 16 * (s / 4), 4);
-        b += G;
-    }
     float *xd = (float *)(void *)(q + n), *cx = xd + nb;
     for (int64_t b = 0; b < nb; b++) {
+        q8r_put(q, nb, b, x[b].qs);
         int32_t sum = 0;
         for (int j = 0; j < QTX_QK; j++) sum += x[b].qs[j];
         xd[b] = qtx_f16_to_f32(x[b].d);
@@ -403,7 +426,7 @@ void qtx_q4_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q4_0 *
 
 void qtx_q8r_get_block(const void *xrow, int64_t n, int64_t b, qtx_block_q8_0 *x) {
     const int8_t *q = xrow;
-    for (int j = 0; j < QTX_QK; j++) x->qs[j] = q[r_quant(n / QTX_QK, b, j)];
+    q8r_get(q, n / QTX_QK, b, x->qs);
     x->d = qtx_f32_to_f16(((const float *)(const void *)(q + n))[b]); /* exact: it was an f16 */
 }
 
@@ -424,6 +447,25 @@ static void dequantize_row_q4_0r(const void *vr, float *y, int64_t n) {
     }
 }
 
+static void quantize_row_q8_0r(const float *x, void *vr, int64_t n) {
+    const int64_t nb = n / QTX_QK;
+    uint8_t *r = vr;
+    for (int64_t b = 0; b < nb; b++) {
+        qtx_block_q8_0 q;
+        qtx_quantize_row_q8_0_ref(x + b * QTX_QK, &q, QTX_QK);
+        memcpy(r + 2 * b, &q.d, sizeof q.d);
+        q8r_put((int8_t *)(r + 2 * nb), nb, b, q.qs);
+    }
+}
+
+static void dequantize_row_q8_0r(const void *vr, float *y, int64_t n) {
+    for (int64_t b = 0; b < n / QTX_QK; b++) {
+        qtx_block_q8_0 q;
+        qtx_q8_0r_get_block(vr, n, b, &q);
+        qtx_dequantize_row_q8_0(&q, y + b * QTX_QK, QTX_QK);
+    }
+}
+
 /* ---- traits ---- */
 
 static const qtx_qtype_traits g_traits[] = {
@@ -435,6 +477,8 @@ static const qtx_qtype_traits g_traits[] = {
      qtx_dequantize_row_q8_0},
     {"q4_0r", QTX_Q_Q4_0R, QTX_QK, sizeof(qtx_block_q4_0), 1, QTX_Q_Q8_0, quantize_row_q4_0r,
      dequantize_row_q4_0r},
+    {"q8_0r", QTX_Q_Q8_0R, QTX_QK, sizeof(qtx_block_q8_0), 1, QTX_Q_Q8_0, quantize_row_q8_0r,
+     dequantize_row_q8_0r},
 };
 
 _Static_assert(sizeof(qtx_block_q8_0) == 34, "q8_0 blocks are 34 bytes (ggml's block_q8_0)");
@@ -476,13 +520,17 @@ static size_t q8r_offset(int64_t m, int64_t n) {
 size_t qtx_qmatmul_scratch_bytes(qtx_qtype wt, int64_t n, int64_t m) {
     const qtx_qtype_traits *tr = traits_of(wt, "qtx_qmatmul_scratch_bytes");
     if (tr->dot_type == QTX_Q_F32) return 0; /* activations are used as they are */
-    if (wt == QTX_Q_Q4_0R) return q8r_offset(m, n) + (size_t)m * qtx_q8r_row_bytes(n);
+    if (wt == QTX_Q_Q4_0R || wt == QTX_Q_Q8_0R)
+        return q8r_offset(m, n) + (size_t)m * qtx_q8r_row_bytes(n);
     return xf_offset(m, n) + (size_t)(2 * m * (n / QTX_QK)) * sizeof(float);
 }
 
-int qtx_q4_0r_preferred(const qtx_quant_kernels *k) {
+qtx_qtype qtx_qtype_repacked(const qtx_quant_kernels *k, qtx_qtype t) {
     if (!k) k = qtx_quant_kernels_best();
-    return k->isa != QTX_ISA_GENERIC && k->tile_q4_0r_q8r != NULL;
+    if (k->isa == QTX_ISA_GENERIC) return t;
+    if (t == QTX_Q_Q4_0 && k->tile_q4_0r_q8r) return QTX_Q_Q4_0R;
+    if (t == QTX_Q_Q8_0 && k->tile_q8_0r_q8r) return QTX_Q_Q8_0R;
+    return t;
 }
 
 void qtx_tile_by_dot(qtx_vec_dot_fn dot, int64_t n, int nr, int nc, const void *w, size_t w_row,
@@ -581,13 +629,17 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
             quantized = 1;
             break;
         case QTX_Q_Q4_0R: /* tiles for any m: the rows of a matrix-vector task in one call */
-            p->tile =
-                k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r : qtx_quant_kernels_generic.tile_q4_0r_q8r;
+        case QTX_Q_Q8_0R: {
+            const qtx_quant_kernels *g = &qtx_quant_kernels_generic;
+            p->tile = wt == QTX_Q_Q4_0R
+                          ? (k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r : g->tile_q4_0r_q8r)
+                          : (k->tile_q8_0r_q8r ? k->tile_q8_0r_q8r : g->tile_q8_0r_q8r);
             p->rows_per_task = m > 1 ? QTX_TILE_R : QMM_ROWS;
             p->xa = (const char *)scratch + q8r_offset(m, n);
             p->x_row = qtx_q8r_row_bytes(n);
             quantized = use_q8r = 1;
             break;
+        }
         default:
             QTX_CHECK(0, "qtx_qmatmul: unsupported weight type %s", tr->name);
         }

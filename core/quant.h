@@ -27,6 +27,7 @@ typedef enum qtx_qtype {
     QTX_Q_Q4_0 = 2,
     QTX_Q_Q8_0 = 8,
     QTX_Q_Q4_0R = 0x100, /* q4_0 repacked for SIMD (below): in memory only, never in a file */
+    QTX_Q_Q8_0R = 0x101, /* q8_0 likewise */
 } qtx_qtype;
 
 #define QTX_QK 32 /* values per q8_0 / q4_0 block */
@@ -51,19 +52,24 @@ typedef struct qtx_block_q4_0 {
  * low nibble and value 16 + 4 c + i in its high nibble: one 64-byte load, masked or shifted,
  * is one slice of four values of each of 16 blocks, and vpdpbusd sums every block in its own
  * lane (no horizontal adds; one scale conversion per 16 blocks).
- * q8r: the activation row q4_0r weights meet: n int8 quants of q8_0 blocks in the matching
- * order (in a group, byte 4 G s + 4 k + i, s < 8, holds value 4 (s % 4) + 16 (s / 4) + i of
- * block k; a remaining block's 32 values in order), then nb floats d_x, then nb floats
- * -8 d_x sum(x_b) (the -8 of every nibble, applied as d_w times it), qtx_q8r_row_bytes apart. */
+ * q8r: the activation row q4_0r and q8_0r weights meet: n int8 quants of q8_0 blocks in the
+ * matching order (in a group, byte 4 G s + 4 k + i, s < 8, holds value 4 (s % 4) + 16 (s / 4) + i
+ * of block k; a remaining block's 32 values in order), then nb floats d_x, then nb floats -8 d_x
+ * sum(x_b) (the -8 of every nibble, applied as d_w times it), qtx_q8r_row_bytes apart. */
 /* A row of n values from one format to the other (the two buffers must not overlap). */
 void qtx_q4_0r_pack_row(const void *q4_0, void *q4_0r, int64_t n);
 void qtx_q4_0r_unpack_row(const void *q4_0r, void *q4_0, int64_t n);
 size_t qtx_q8r_row_bytes(int64_t n); /* a multiple of 64 */
 /* One activation row from its q8_0 blocks. */
 void qtx_q8r_from_q8_0(const void *x_q8_0, void *x_q8r, int64_t n);
-/* Block b of a q4_0r weight row / a q8r activation row of n values, in the plain format (for
- * the generic kernels and the tests). */
+/* q8_0r: q8_0 weights repacked the same way: the nb f16 scales, then the quants in q8r's
+ * order, so that one 64-byte slice holds four values of each of 16 blocks. */
+void qtx_q8_0r_pack_row(const void *q8_0, void *q8_0r, int64_t n);
+void qtx_q8_0r_unpack_row(const void *q8_0r, void *q8_0, int64_t n);
+/* Block b of a q4_0r / q8_0r weight row or of a q8r activation row of n values, in the plain
+ * format (for the generic kernels and the tests). */
 void qtx_q4_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q4_0 *q);
+void qtx_q8_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q8_0 *q);
 void qtx_q8r_get_block(const void *xrow, int64_t n, int64_t b, qtx_block_q8_0 *x);
 
 /* IEEE half precision, round to nearest even (what ggml's F16C path and numpy do). */
@@ -135,15 +141,16 @@ typedef struct qtx_quant_kernels {
      * element computed the same way whatever the tile's shape, matrix-vector products
      * included. NULL: this ISA has none (qtx_qmatmul runs q4_0r with the generic one). */
     qtx_tile_fn tile_q4_0r_q8r;
+    qtx_tile_fn tile_q8_0r_q8r; /* the same for q8_0r weights */
 } qtx_quant_kernels;
 
 /* The kernels for isa, or NULL when this build or this CPU lacks it. */
 const qtx_quant_kernels *qtx_quant_kernels_for(qtx_isa isa);
 /* The best the CPU runs (decided once, on first call). */
 const qtx_quant_kernels *qtx_quant_kernels_best(void);
-/* Whether q4_0 weights are better repacked to q4_0r for k (k NULL: the best kernels): where
- * k has a q4_0r tile of its own, not the generic one. */
-int qtx_q4_0r_preferred(const qtx_quant_kernels *k);
+/* The type weights of type t run fastest as with k (k NULL: the best kernels): q4_0r for q4_0
+ * and q8_0r for q8_0 where k has a tile of its own for it (not the generic one), else t. */
+qtx_qtype qtx_qtype_repacked(const qtx_quant_kernels *k, qtx_qtype t);
 
 /* Y[m, rows] = X[m, n] W^T for W [rows, n] of type wt (f32, f16, q8_0 or q4_0): X is
  * converted to W's dot type once, then rows are split over the OpenMP threads. m = 1 is a

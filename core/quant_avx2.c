@@ -265,6 +265,66 @@ AVX2 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, siz
     }
 }
 
+/* q8_0r x q8r: the same walk over units of eight blocks, each block's lane summed by the sign
+ * trick (|w| times x carrying w's sign, exact as in part_q8_0_q8_0): eight slices of four
+ * values, each through vpmaddubsw and vpmaddwd. Not static: the AVX-512 table without VNNI
+ * uses it. */
+AVX2 void qtx_tile_q8_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, size_t w_row,
+                                  const void *vx, size_t x_row, float *y, int64_t ldy) {
+    enum { C = QTX_TILE_C };
+    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16, n8 = n16 + (nb - n16) / 8 * 8;
+    const int8_t *xq[C];
+    const float *xd[C];
+    for (int c = 0; c < C; c++) {
+        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
+        xd[c] = (const float *)(const void *)(xq[c] + n);
+    }
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
+        __m256 acc[C];
+        for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < n8; b += 8) {
+            const int64_t g0 = b < n16 ? b / 16 * 16 : b;
+            const size_t S = b < n16 ? 64 : 32, h = (size_t)(b - g0) / 8 * 32;
+            const uint8_t *g = q + g0 * QTX_QK + h;
+            if (b % 16 == 0) /* a group's 512 bytes: eight lines to prefetch */
+                for (int k = 0; k < 8; k++)
+                    _mm_prefetch((const char *)g + DOT_PF + 64 * k, _MM_HINT_T0);
+            __m256i v[8], a[8];
+            for (int k = 0; k < 8; k++) {
+                v[k] = _mm256_loadu_si256((const __m256i *)(g + S * k));
+                a[k] = _mm256_sign_epi8(v[k], v[k]);
+            }
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const int8_t *xs = xq[c] + g0 * QTX_QK + h;
+                __m256i s = _mm256_setzero_si256();
+                for (int k = 0; k < 8; k++) {
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xs + S * k));
+                    s = _mm256_add_epi32(s, TILE_PAIR(a[k], _mm256_sign_epi8(xv, v[k])));
+                }
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                                         _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)), acc[c]);
+            }
+        }
+        float sum[C];
+        for (int c = 0; c < C; c++) sum[c] = avx2_hsum(acc[c]);
+        for (int64_t b = n8; b < nb; b++) { /* 32 quants in order */
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(q + b * QTX_QK));
+            const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
+                const int32_t is =
+                    avx2_hsum_i32(TILE_PAIR(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)));
+                sum[c] += (float)is * (dw * xd[c][b]);
+            }
+        }
+        for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
+    }
+}
+
 DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)
 DEFINE_DOT(q4_0_q8_0, sizeof(qtx_block_q4_0), avx2_load_q4)
 
@@ -359,6 +419,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx2 = {
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
     .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
     .tile_q4_0r_q8r = qtx_tile_q4_0r_q8r_avx2,
+    .tile_q8_0r_q8r = qtx_tile_q8_0r_q8r_avx2,
 };
 
 #endif

@@ -167,8 +167,10 @@ void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_ro
                              const float *xd, const float *cx, float *y);
 void qtx_gemv_q4_0_q8_0_avx2(int64_t n, int64_t rows, const void *w, size_t w_row, const void *x,
                              const float *xd, const float *cx, float *y);
-/* q4_0r without VNNI: the AVX2 tile. */
+/* q4_0r and q8_0r without VNNI: the AVX2 tiles. */
 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                             size_t x_row, float *y, int64_t ldy);
+void qtx_tile_q8_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
                              size_t x_row, float *y, int64_t ldy);
 
 /* ---- q4_0r x q8r (quant.h), VNNI ---- */
@@ -270,6 +272,92 @@ static VNNI void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_
     }
 }
 
+/* q8_0r x q8r: as the q4_0r tile, with vpdpbusd's unsigned operand w + 128 (w xor 0x80) and
+ * the 128 sum(x) that adds taken back as d_w times 16 cx (cx = -8 d_x sum(x); times 16 is
+ * exact). */
+static VNNI void tile_q8_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_t w_row,
+                                const void *vx, size_t x_row, float *y, int64_t ldy) {
+    enum { C = QTX_TILE_C };
+    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16;
+    const int has8 = nb - n16 >= 8;
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    const int8_t *xq[C];
+    const float *xd[C], *cx[C];
+    for (int c = 0; c < C; c++) {
+        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
+        xd[c] = (const float *)(const void *)(xq[c] + n);
+        cx[c] = xd[c] + nb;
+    }
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
+        __m512 acc[C], corr[C];
+        for (int c = 0; c < C; c++) acc[c] = corr[c] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < n16; b += 16) {
+            const uint8_t *g = q + b * QTX_QK;
+            for (int k = 0; k < 8; k++) _mm_prefetch((const char *)g + R_PF + 64 * k, _MM_HINT_T0);
+            __m512i u[8];
+            for (int k = 0; k < 8; k++)
+                u[k] = _mm512_xor_si512(_mm512_loadu_si512(g + 64 * k), k80);
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * b)));
+            const __m512 dw16 = _mm512_mul_ps(dw, _mm512_set1_ps(16.0f));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const int8_t *xg = xq[c] + b * QTX_QK;
+                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+                for (int k = 0; k < 4; k++) {
+                    s0 = _mm512_dpbusd_epi32(s0, u[k], _mm512_loadu_si512(xg + 64 * k));
+                    s1 = _mm512_dpbusd_epi32(s1, u[4 + k], _mm512_loadu_si512(xg + 256 + 64 * k));
+                }
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                                         _mm512_mul_ps(dw, _mm512_loadu_ps(xd[c] + b)), acc[c]);
+                corr[c] = _mm512_fmadd_ps(dw16, _mm512_loadu_ps(cx[c] + b), corr[c]);
+            }
+        }
+        float sum[C];
+        for (int c = 0; c < C; c++) sum[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c], corr[c]));
+        int64_t b = n16;
+        if (has8) {
+            const uint8_t *g = q + b * QTX_QK;
+            const __m256i k80h = _mm256_set1_epi8((char)0x80);
+            __m256i u[8];
+            for (int k = 0; k < 8; k++)
+                u[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(g + 32 * k)), k80h);
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
+            const __m256 dw16 = _mm256_mul_ps(dw, _mm256_set1_ps(16.0f));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const int8_t *xg = xq[c] + b * QTX_QK;
+                __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+                for (int k = 0; k < 4; k++) {
+                    s0 = _mm256_dpbusd_epi32(s0, u[k],
+                                             _mm256_loadu_si256((const __m256i *)(xg + 32 * k)));
+                    s1 = _mm256_dpbusd_epi32(
+                        s1, u[4 + k], _mm256_loadu_si256((const __m256i *)(xg + 128 + 32 * k)));
+                }
+                const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
+                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)),
+                                                 _mm256_mul_ps(dw16, _mm256_loadu_ps(cx[c] + b)));
+                sum[c] += vnni_hsum(t);
+            }
+            b += 8;
+        }
+        for (; b < nb; b++) { /* 32 quants in order */
+            const __m256i u =
+                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * QTX_QK)),
+                                 _mm256_set1_epi8((char)0x80));
+            const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
+            for (int c = 0; c < C; c++) {
+                if (c >= nc) break;
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
+                const int32_t is =
+                    vnni_hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xv));
+                sum[c] += (float)is * (dw * xd[c][b]) + 16.0f * dw * cx[c][b];
+            }
+        }
+        for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
+    }
+}
+
 /* Sixteen values of x * id rounded half away from zero (roundf), as int8. */
 static inline AVX512 __m128i round_away_i8(__m512 p) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
@@ -349,6 +437,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx512 = {
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
     .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
     .tile_q4_0r_q8r = qtx_tile_q4_0r_q8r_avx2,
+    .tile_q8_0r_q8r = qtx_tile_q8_0r_q8r_avx2,
 };
 
 const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
@@ -364,6 +453,7 @@ const qtx_quant_kernels qtx_quant_kernels_avx512_vnni = {
     .gemv_q4_0_q8_0 = qtx_gemv_q4_0_q8_0_avx2,
     .gemv_q8_0_q8_0 = qtx_gemv_q8_0_q8_0_avx2,
     .tile_q4_0r_q8r = tile_q4_0r_q8r,
+    .tile_q8_0r_q8r = tile_q8_0r_q8r,
 };
 
 #endif

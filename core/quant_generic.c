@@ -98,6 +98,25 @@ static void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_ro
         }
 }
 
+/* q8_0r x q8r: likewise equal to dot_q8_0_q8_0 bit for bit. */
+static void tile_q8_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                           size_t x_row, float *y, int64_t ldy) {
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++) {
+            const char *wr = (const char *)w + (size_t)r * w_row;
+            const char *xr = (const char *)x + (size_t)c * x_row;
+            float sum = 0.0f;
+            for (int64_t b = 0; b < n / QTX_QK; b++) {
+                qtx_block_q8_0 wb, xb;
+                qtx_q8_0r_get_block(wr, n, b, &wb);
+                qtx_q8r_get_block(xr, n, b, &xb);
+                sum += (float)block_q8_0_q8_0(&wb, &xb) *
+                       (qtx_f16_to_f32(wb.d) * qtx_f16_to_f32(xb.d));
+            }
+            y[(int64_t)c * ldy + r] = sum;
+        }
+}
+
 QTX_TILE_BY_DOT(tile_q8_0_q8_0, dot_q8_0_q8_0)
 QTX_TILE_BY_DOT(tile_q4_0_q8_0, dot_q4_0_q8_0)
 
@@ -112,4 +131,5 @@ const qtx_quant_kernels qtx_quant_kernels_generic = {
     .tile_q8_0_q8_0 = tile_q8_0_q8_0,
     .tile_q4_0_q8_0 = tile_q4_0_q8_0,
     .tile_q4_0r_q8r = tile_q4_0r_q8r,
+    .tile_q8_0r_q8r = tile_q8_0r_q8r,
 };

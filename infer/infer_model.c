@@ -89,14 +89,14 @@ int qtx_infer_build(qtx_infer_model *m, const qtx_model_config *cfg, qtx_infer_t
 
 /* ---- runtime --------------------------------------------------------------------------------- */
 
-/* q4_0 weights to q4_0r, row by row in place, where the CPU's kernels prefer it. The
- * embedding table stays q4_0 (rows are looked up, not multiplied), and with it a tied output
- * head. */
-static void repack_q4_0(qtx_infer_model *m) {
-    if (!m->weights_own || !qtx_q4_0r_preferred(NULL)) return;
+/* q4_0 / q8_0 weights to q4_0r / q8_0r, row by row in place, where the CPU's kernels have
+ * tiles for them. The embedding table stays as it is (rows are looked up, not multiplied),
+ * and with it a tied output head. */
+static void repack_weights(qtx_infer_model *m) {
+    if (!m->weights_own) return;
     qtx_qtensor *ts[7];
     void *row = NULL;
-    int64_t n_rows = 0;
+    int64_t n_rows[2] = {0, 0};
     for (int l = -1; l < m->cfg.n_layers; l++) {
         int n_t = 0;
         if (l < 0) {
@@ -108,22 +108,27 @@ static void repack_q4_0(qtx_infer_model *m) {
         }
         for (int i = 0; i < n_t; i++) {
             qtx_qtensor *t = ts[i];
-            if (t->type != QTX_Q_Q4_0) continue;
-            const size_t rb = qtx_qtype_row_bytes(QTX_Q_Q4_0, t->cols);
+            const qtx_qtype to = qtx_qtype_repacked(NULL, t->type);
+            if (to == t->type) continue;
+            const size_t rb = qtx_qtype_row_bytes(t->type, t->cols);
             row = qtx_realloc(row, rb);
             for (int64_t r = 0; r < t->rows; r++) {
                 uint8_t *w = (uint8_t *)(uintptr_t)t->data + (size_t)r * rb; /* weights_own */
                 memcpy(row, w, rb);
-                qtx_q4_0r_pack_row(row, w, t->cols);
+                if (to == QTX_Q_Q4_0R)
+                    qtx_q4_0r_pack_row(row, w, t->cols);
+                else
+                    qtx_q8_0r_pack_row(row, w, t->cols);
             }
-            t->type = QTX_Q_Q4_0R;
-            n_rows += t->rows;
+            n_rows[to == QTX_Q_Q8_0R] += t->rows;
+            t->type = to;
         }
     }
     free(row);
-    if (n_rows)
-        qtx_log_info("q4_0 weights repacked for %s: %lld rows", qtx_quant_kernels_best()->name,
-                     (long long)n_rows);
+    for (int i = 0; i < 2; i++)
+        if (n_rows[i])
+            qtx_log_info("%s weights repacked for %s: %lld rows", i ? "q8_0" : "q4_0",
+                         qtx_quant_kernels_best()->name, (long long)n_rows[i]);
 }
 
 int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_type v_type,
@@ -136,7 +141,7 @@ int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_
                         (long long)ctx);
     int rc = qtx_kv_create(&m->kv, c->n_layers, c->n_kv_heads, (int)hd, ctx, 16, k_type, v_type, e);
     if (rc) return rc;
-    repack_q4_0(m);
+    repack_weights(m);
     if ((m->seq = qtx_kv_seq_new(m->kv, e)) < 0) return e->code ? e->code : QTX_ERR_RUNTIME;
     m->ctx = ctx;
     m->max_batch = max_batch;
@@ -158,8 +163,9 @@ int qtx_infer_start(qtx_infer_model *m, int64_t ctx, qtx_kv_type k_type, qtx_kv_
     /* Scratch for the activations' conversion, sized for the widest input (F or C). */
     const int64_t widest = F > qd ? (F > C ? F : C) : (qd > C ? qd : C);
     size_t qs = 0;
-    const qtx_qtype types[] = {QTX_Q_F32, QTX_Q_F16, QTX_Q_Q8_0, QTX_Q_Q4_0, QTX_Q_Q4_0R};
-    for (int i = 0; i < 5; i++) {
+    const qtx_qtype types[] = {QTX_Q_F32,  QTX_Q_F16,   QTX_Q_Q8_0,
+                               QTX_Q_Q4_0, QTX_Q_Q4_0R, QTX_Q_Q8_0R};
+    for (int i = 0; i < 6; i++) {
         size_t s = qtx_qmatmul_scratch_bytes(types[i], widest, B);
         if (s > qs) qs = s;
     }

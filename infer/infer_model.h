@@ -39,7 +39,7 @@ typedef struct qtx_infer_model {
     qtx_infer_layer *layers;
     void *owner;     /* what keeps the weights alive: a GGUF mapping or gathered buffers */
     int weights_own; /* the weights are this process's private copy: qtx_infer_start may
-                      * repack q4_0 ones to q4_0r in place (core/quant.h) */
+                      * repack q4_0 / q8_0 ones in place (core/quant.h) */
     void (*free_owner)(void *);
     qtx_tokenizer *tok; /* the model's tokenizer when its source carries one, else NULL */
     void (*free_tok)(qtx_tokenizer *); /* how qtx_infer_free releases tok */

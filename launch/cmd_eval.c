@@ -31,8 +31,8 @@ static const char HELP[] =
     "  --kv-compare          also attend with an f32 cache and report the cosine similarity\n"
     "                        of every attention head's output (min and mean) on stderr\n"
     "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
-    "                        memory, shared with the page cache; slower decoding, and q4_0\n"
-    "                        weights are not repacked for the SIMD kernels)\n"
+    "                        memory, shared with the page cache; slower decoding: q4_0 and\n"
+    "                        q8_0 weights are not repacked for the SIMD kernels)\n"
     "  -h, --help            this help\n";
 
 int qtx_cmd_eval(int argc, char **argv) {

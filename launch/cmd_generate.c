@@ -33,8 +33,8 @@ static const char HELP[] =
     "                        values apart (e.g. q4,q8); q8/q4 keys use integer attention\n"
     "  --ctx N               context length (default: the model's)\n"
     "  --mmap                map the GGUF file instead of reading it into huge pages (less\n"
-    "                        memory, shared with the page cache; slower decoding, and q4_0\n"
-    "                        weights are not repacked for the SIMD kernels)\n"
+    "                        memory, shared with the page cache; slower decoding: q4_0 and\n"
+    "                        q8_0 weights are not repacked for the SIMD kernels)\n"
     "  --device D            cpu (default), or cuda or cuda:N (GPU N, default 0): weights, KV\n"
     "                        cache (f32 or q8) and every product on the GPU\n"
     "  -h, --help            this help\n";

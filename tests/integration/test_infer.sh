@@ -62,27 +62,31 @@ done
   fail "greedy differs: $(cat g_ckpt.out) | $(cat g_f32.out)"
 ! grep -q 'qtx' g_f32.out && grep -q 'decode: [0-9]* tokens in .* tokens/s' g_f32.err &&
   ok "stdout holds only the text; speeds on stderr" || fail "streams: $(cat g_f32.err)"
-"$QTX" generate m_q8_0.gguf -p "And God said unto Moses" -n 24 --temp 0 >g_copy.out 2>/dev/null
-"$QTX" generate m_q8_0.gguf -p "And God said unto Moses" -n 24 --temp 0 --mmap >g_mmap.out 2>/dev/null
-[ -s g_copy.out ] && cmp -s g_copy.out g_mmap.out && [ "$(ev m_q8_0.gguf --mmap)" = "$p_q8" ] &&
+"$QTX" generate m_f32.gguf -p "And God said unto Moses" -n 24 --temp 0 >g_copy.out 2>/dev/null
+"$QTX" generate m_f32.gguf -p "And God said unto Moses" -n 24 --temp 0 --mmap >g_mmap.out 2>/dev/null
+[ -s g_copy.out ] && cmp -s g_copy.out g_mmap.out && [ "$(ev m_f32.gguf --mmap)" = "$p_f32" ] &&
   ok "--mmap (weights mapped, not copied to huge pages) generates and evaluates the same" ||
   fail "--mmap: $(cat g_copy.out) | $(cat g_mmap.out)"
-# q4_0 weights are repacked to q4_0r in the private copy where the CPU has the kernels
-# (core/quant.h), and kept as mapped with --mmap: the same perplexity up to float rounding.
-p_q4_map=$(ev m_q4_0.gguf --mmap)
-"$QTX" generate m_q4_0.gguf -p "And" -n 2 2>rp.err >/dev/null
-"$QTX" generate m_q4_0.gguf -p "And" -n 2 --mmap 2>rp_map.err >/dev/null
-if grep -q avx512_vnni /proc/cpuinfo && grep -q avx512bw /proc/cpuinfo; then
-  grep -q "q4_0 weights repacked for avx512-vnni" rp.err && ! grep -q repacked rp_map.err &&
-    ok "q4_0 repacked in the copy, not in the mapping: $(grep -o 'q4_0 weights repacked.*' rp.err)" ||
-    fail "repack: $(cat rp.err) | $(cat rp_map.err)"
-else
-  ! grep -q repacked rp.err && ok "no q4_0r kernels on this CPU: q4_0 kept as it is" ||
-    fail "repack without kernels: $(cat rp.err)"
-fi
-python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 1e-4 * b)" \
-  "$p_q4" "$p_q4_map" && ok "q4_0 perplexity copied $p_q4, mapped $p_q4_map (within 1e-4)" ||
-  fail "q4_0 copied $p_q4 vs mapped $p_q4_map"
+# q4_0 and q8_0 weights are repacked (q4_0r, q8_0r) in the private copy where the CPU has the
+# kernels (core/quant.h), and kept as mapped with --mmap: the same perplexity up to float
+# rounding.
+for q in q4_0 q8_0; do
+  p_map=$(ev m_$q.gguf --mmap)
+  p_copy=$([ $q = q4_0 ] && echo "$p_q4" || echo "$p_q8")
+  "$QTX" generate m_$q.gguf -p "And" -n 2 2>rp.err >/dev/null
+  "$QTX" generate m_$q.gguf -p "And" -n 2 --mmap 2>rp_map.err >/dev/null
+  if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+    grep -q "$q weights repacked for avx" rp.err && ! grep -q repacked rp_map.err &&
+      ok "$q repacked in the copy, not in the mapping: $(grep -o "$q weights repacked.*" rp.err)" ||
+      fail "repack $q: $(cat rp.err) | $(cat rp_map.err)"
+  else
+    ! grep -q repacked rp.err && ok "no repacking kernels on this CPU: $q kept as it is" ||
+      fail "repack without kernels: $(cat rp.err)"
+  fi
+  python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 1e-4 * b)" \
+    "$p_copy" "$p_map" && ok "$q perplexity copied $p_copy, mapped $p_map (within 1e-4)" ||
+    fail "$q copied $p_copy vs mapped $p_map"
+done
 "$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 7 >s1.out 2>/dev/null
 "$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 7 >s2.out 2>/dev/null
 "$QTX" generate m_q8_0.gguf -p "In the beginning" -n 24 --seed 8 >s3.out 2>/dev/null

@@ -572,42 +572,47 @@ static void check_many(const qtx_quant_kernels *k, const case_data *c) {
     free(scratch);
 }
 
-/* q4_0r (quant.h) on weights W4 (q4_0 rows) and activations XQ (q8_0 rows): the layout round
- * trips; the traits' conversions agree with q4_0's; the generic tile equals the q4_0 dot bit
- * for bit; k's tile is within 1e-6 of it (as check_dots measures) and the same for every tile
- * shape; qtx_qmatmul runs it, and agrees with q4_0 weights. */
-static void check_q4_0r(const qtx_quant_kernels *k, const qtx_quant_kernels *g, const case_data *c,
-                        const uint8_t *W4, const uint8_t *XQ, const char *what) {
+/* A repacked type rt (q4_0r or q8_0r, quant.h) of plain weights WP (q4_0 or q8_0 rows) with
+ * activations XQ (q8_0 rows): the layout round trips; the traits' conversions agree with the
+ * plain type's; the generic tile equals the plain generic dot bit for bit; k's tile is within
+ * 1e-6 of it (as check_dots measures) and the same for every tile shape; qtx_qmatmul runs it
+ * and agrees with the plain weights. */
+static void check_repacked(const qtx_quant_kernels *k, const qtx_quant_kernels *g,
+                           const case_data *c, qtx_qtype rt, const uint8_t *WP, const uint8_t *XQ,
+                           const char *what) {
+    const int q4 = rt == QTX_Q_Q4_0R;
+    const qtx_qtype pt = q4 ? QTX_Q_Q4_0 : QTX_Q_Q8_0;
     const int64_t n = c->n, nb = n / 32, rows = c->rows, m = c->m;
-    const size_t bw = qtx_qtype_row_bytes(QTX_Q_Q4_0R, n), bx = qtx_qtype_row_bytes(QTX_Q_Q8_0, n);
-    const size_t br = qtx_q8r_row_bytes(n);
-    T_CHECK(bw == qtx_qtype_row_bytes(QTX_Q_Q4_0, n) && br % 64 == 0 && br >= (size_t)n + 8 * nb,
-            "q4_0r row %zu bytes, q8r row %zu bytes (n = %lld)", bw, br, (long long)n);
+    const size_t bw = qtx_qtype_row_bytes(rt, n), bx = qtx_qtype_row_bytes(QTX_Q_Q8_0, n);
+    const size_t br = qtx_q8r_row_bytes(n), wblk = bw / (size_t)nb;
+    T_CHECK(bw == qtx_qtype_row_bytes(pt, n) && br % 64 == 0 && br >= (size_t)n + 8 * nb,
+            "%s row %zu bytes, q8r row %zu bytes (n = %lld)", what, bw, br, (long long)n);
     uint8_t *W = malloc((size_t)rows * bw), *back = malloc(bw), *X = malloc((size_t)m * br);
     int64_t bad = 0;
     for (int64_t r = 0; r < rows; r++) {
-        qtx_q4_0r_pack_row(W4 + (size_t)r * bw, W + (size_t)r * bw, n);
-        qtx_q4_0r_unpack_row(W + (size_t)r * bw, back, n);
-        bad += memcmp(back, W4 + (size_t)r * bw, bw) != 0;
+        (q4 ? qtx_q4_0r_pack_row : qtx_q8_0r_pack_row)(WP + (size_t)r * bw, W + (size_t)r * bw, n);
+        (q4 ? qtx_q4_0r_unpack_row : qtx_q8_0r_unpack_row)(W + (size_t)r * bw, back, n);
+        bad += memcmp(back, WP + (size_t)r * bw, bw) != 0;
     }
-    T_CHECK(bad == 0, "%s n=%lld: %lld q4_0r rows do not unpack to their q4_0", what, (long long)n,
-            (long long)bad);
-    if (W4 == c->wq4) { /* the traits: quantize and dequantize through q4_0 */
-        const qtx_qtype_traits *t4 = qtx_qtype_get(QTX_Q_Q4_0), *tr = qtx_qtype_get(QTX_Q_Q4_0R);
-        float *d4 = malloc((size_t)n * sizeof(float)), *dr = malloc((size_t)n * sizeof(float));
-        T_CHECK(tr && tr->block_size == 32 && tr->is_quantized && !strcmp(tr->name, "q4_0r"),
-                "q4_0r traits");
+    T_CHECK(bad == 0, "%s n=%lld: %lld repacked rows do not unpack to their own", what,
+            (long long)n, (long long)bad);
+    if (WP == c->wq4 || WP == c->wq8) { /* the traits: quantize and dequantize via the plain type */
+        const qtx_qtype_traits *tp = qtx_qtype_get(pt), *tr = qtx_qtype_get(rt);
+        float *dp = malloc((size_t)n * sizeof(float)), *dr = malloc((size_t)n * sizeof(float));
+        T_CHECK(tr && tr->block_size == 32 && tr->is_quantized &&
+                    !strcmp(tr->name, q4 ? "q4_0r" : "q8_0r"),
+                "%s traits", what);
         int64_t tbad = 0;
         for (int64_t r = 0; r < rows && tr; r++) {
             tr->quantize_row(c->w + r * n, back, n);
             tbad += memcmp(back, W + (size_t)r * bw, bw) != 0;
-            t4->dequantize_row(W4 + (size_t)r * bw, d4, n);
+            tp->dequantize_row(WP + (size_t)r * bw, dp, n);
             tr->dequantize_row(W + (size_t)r * bw, dr, n);
-            tbad += memcmp(d4, dr, (size_t)n * sizeof(float)) != 0;
+            tbad += memcmp(dp, dr, (size_t)n * sizeof(float)) != 0;
         }
-        T_CHECK(tbad == 0, "%s n=%lld: q4_0r quantize/dequantize differ from q4_0's (%lld)", what,
-                (long long)n, (long long)tbad);
-        free(d4);
+        T_CHECK(tbad == 0, "%s n=%lld: quantize/dequantize differ from the plain type's (%lld)",
+                what, (long long)n, (long long)tbad);
+        free(dp);
         free(dr);
     }
     for (int64_t i = 0; i < m; i++) {
@@ -620,23 +625,27 @@ static void check_q4_0r(const qtx_quant_kernels *k, const qtx_quant_kernels *g, 
     }
     T_CHECK(bad == 0, "%s n=%lld: %lld q8r blocks differ from their q8_0", what, (long long)n,
             (long long)bad);
-    const qtx_tile_fn kt = k->tile_q4_0r_q8r ? k->tile_q4_0r_q8r : g->tile_q4_0r_q8r;
+    const qtx_tile_fn gt = q4 ? g->tile_q4_0r_q8r : g->tile_q8_0r_q8r;
+    qtx_tile_fn kt = q4 ? k->tile_q4_0r_q8r : k->tile_q8_0r_q8r;
+    if (!kt) kt = gt;
+    const qtx_vec_dot_fn gd = q4 ? g->dot_q4_0_q8_0 : g->dot_q8_0_q8_0;
+    const qtx_dot_blocks_fn gb = q4 ? g->blocks_q4_0_q8_0 : g->blocks_q8_0_q8_0;
     int32_t *ig = malloc((size_t)nb * sizeof(int32_t));
     double max_diff = 0, max_mag = 0;
     int64_t gen_bad = 0;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < m; i++) {
-            const uint8_t *w4 = W4 + (size_t)r * bw, *xq = XQ + (size_t)i * bx;
+            const uint8_t *wp = WP + (size_t)r * bw, *xq = XQ + (size_t)i * bx;
             float sd, sg, sk;
-            g->dot_q4_0_q8_0(n, &sd, w4, xq);
-            g->tile_q4_0r_q8r(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &sg, 1);
+            gd(n, &sd, wp, xq);
+            gt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &sg, 1);
             kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &sk, 1);
             gen_bad += memcmp(&sd, &sg, sizeof sd) != 0;
-            g->blocks_q4_0_q8_0(nb, ig, w4, xq);
+            gb(nb, ig, wp, xq);
             double mag = 0;
             for (int64_t b = 0; b < nb; b++) {
                 qtx_f16 hw, hx;
-                memcpy(&hw, w4 + (size_t)b * 18, 2);
+                memcpy(&hw, wp + (size_t)b * wblk, 2);
                 memcpy(&hx, xq + (size_t)b * 34, 2);
                 mag += fabs((double)ig[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
             }
@@ -644,11 +653,11 @@ static void check_q4_0r(const qtx_quant_kernels *k, const qtx_quant_kernels *g, 
             max_diff = diff > max_diff || isnan(diff) ? (isnan(diff) ? INFINITY : diff) : max_diff;
             max_mag = mag > max_mag ? mag : max_mag;
         }
-    T_CHECK(gen_bad == 0, "%s n=%lld: %lld generic q4_0r tiles differ from the q4_0 dot", what,
+    T_CHECK(gen_bad == 0, "%s n=%lld: %lld generic tiles differ from the plain dot", what,
             (long long)n, (long long)gen_bad);
     const double e = max_mag > 0 ? max_diff / max_mag : max_diff;
-    T_CHECK(e <= 1e-6, "%s %s n=%lld: q4_0r tile rel err %.3g vs generic", k->name, what,
-            (long long)n, e);
+    T_CHECK(e <= 1e-6, "%s %s n=%lld: tile rel err %.3g vs generic", k->name, what, (long long)n,
+            e);
     /* every shape, more rows than a tile included, gives each element as the 1 x 1 tile */
     float *y = malloc((size_t)(rows * QTX_TILE_C) * sizeof(float)), y1;
     int64_t shape_bad = 0;
@@ -661,25 +670,25 @@ static void check_q4_0r(const qtx_quant_kernels *k, const qtx_quant_kernels *g, 
                     shape_bad += memcmp(&y1, &y[i * nr + r], sizeof y1) != 0;
                 }
         }
-    T_CHECK(shape_bad == 0, "%s %s n=%lld: %lld q4_0r tile elements differ from the 1 x 1 tile",
-            k->name, what, (long long)n, (long long)shape_bad);
+    T_CHECK(shape_bad == 0, "%s %s n=%lld: %lld tile elements differ from the 1 x 1 tile", k->name,
+            what, (long long)n, (long long)shape_bad);
     free(y);
-    if (W4 == c->wq4) { /* qtx_qmatmul: runs kt on q8r rows, agrees with q4_0 weights */
-        const size_t sb = qtx_qmatmul_scratch_bytes(QTX_Q_Q4_0R, n, m);
+    if (WP == c->wq4 || WP == c->wq8) { /* qtx_qmatmul: runs kt on q8r rows, agrees with pt */
+        const size_t sb = qtx_qmatmul_scratch_bytes(rt, n, m);
         T_CHECK(sb >= qtx_qmatmul_scratch_bytes(QTX_Q_Q8_0, n, m) + (size_t)m * br,
-                "q4_0r scratch %zu bytes", sb);
+                "%s scratch %zu bytes", what, sb);
         void *scratch = malloc(sb);
         float *yr = malloc((size_t)(m * rows) * sizeof(float));
-        float *y4 = malloc((size_t)(m * rows) * sizeof(float));
-        qtx_qmatmul_with(k, QTX_Q_Q4_0R, W, rows, n, c->x, m, yr, scratch);
-        qtx_qmatmul_with(k, QTX_Q_Q4_0, W4, rows, n, c->x, m, y4, scratch);
+        float *yp = malloc((size_t)(m * rows) * sizeof(float));
+        qtx_qmatmul_with(k, rt, W, rows, n, c->x, m, yr, scratch);
+        qtx_qmatmul_with(k, pt, WP, rows, n, c->x, m, yp, scratch);
         double qd = 0;
         for (int64_t i = 0; i < m * rows; i++) {
-            const double d = fabs((double)yr[i] - (double)y4[i]);
+            const double d = fabs((double)yr[i] - (double)yp[i]);
             qd = d > qd || isnan(d) ? (isnan(d) ? INFINITY : d) : qd;
         }
         T_CHECK(qd <= 1e-6 * max_mag, /* both within float rounding of the same block sums */
-                "%s qmatmul q4_0r vs q4_0 n=%lld rows=%lld m=%lld: diff %.3g of %.3g", k->name,
+                "%s qmatmul %s vs plain n=%lld rows=%lld m=%lld: diff %.3g of %.3g", k->name, what,
                 (long long)n, (long long)rows, (long long)m, qd, max_mag);
         int64_t qbad = 0;
         for (int64_t i = 0; i < m; i++)
@@ -687,21 +696,21 @@ static void check_q4_0r(const qtx_quant_kernels *k, const qtx_quant_kernels *g, 
                 kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &y1, 1);
                 qbad += memcmp(&y1, &yr[i * rows + r], sizeof y1) != 0;
             }
-        T_CHECK(qbad == 0, "%s qmatmul q4_0r m=%lld: %lld elements are not the tile's", k->name,
+        T_CHECK(qbad == 0, "%s qmatmul %s m=%lld: %lld elements are not the tile's", k->name, what,
                 (long long)m, (long long)qbad);
-        if (rows > 1) { /* beside q8_0 weights in one qtx_qmatmul_many */
+        if (rows > 1) { /* beside plain q8_0 weights in one qtx_qmatmul_many */
             float *y8 = malloc((size_t)(m * rows) * sizeof(float));
             float *yr2 = malloc((size_t)(m * rows) * sizeof(float));
-            const qtx_qmm mm[2] = {{QTX_Q_Q8_0, c->wq8, rows, y8}, {QTX_Q_Q4_0R, W, rows, yr2}};
+            const qtx_qmm mm[2] = {{QTX_Q_Q8_0, c->wq8, rows, y8}, {rt, W, rows, yr2}};
             qtx_qmatmul_many(k, mm, 2, n, c->x, m, scratch);
             T_CHECK(memcmp(yr, yr2, (size_t)(m * rows) * sizeof(float)) == 0,
-                    "%s qmatmul_many with q4_0r equals qmatmul", k->name);
+                    "%s qmatmul_many with %s equals qmatmul", k->name, what);
             free(y8);
             free(yr2);
         }
         free(scratch);
         free(yr);
-        free(y4);
+        free(yp);
     }
     free(ig);
     free(W);
@@ -745,8 +754,10 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
                 check_qmatmul(k, &c, QTX_Q_F32);
                 check_qmatmul(k, &c, QTX_Q_F16);
                 if (c.rows > 1) check_many(k, &c);
-                check_q4_0r(k, g, &c, c.wq4, c.xq8, "q4_0r x q8r");
-                check_q4_0r(k, g, &c, c.rq4, c.rx, "q4_0r x q8r (random bytes)");
+                check_repacked(k, g, &c, QTX_Q_Q4_0R, c.wq4, c.xq8, "q4_0r x q8r");
+                check_repacked(k, g, &c, QTX_Q_Q4_0R, c.rq4, c.rx, "q4_0r x q8r (random bytes)");
+                check_repacked(k, g, &c, QTX_Q_Q8_0R, c.wq8, c.xq8, "q8_0r x q8r");
+                check_repacked(k, g, &c, QTX_Q_Q8_0R, c.rq8, c.rx, "q8_0r x q8r (full int8 range)");
                 case_free(&c);
             }
 }
@@ -774,13 +785,30 @@ static void test_isas(void) {
         strcat(strcat(tested, " "), k->name);
     }
     printf("ISAs tested:%s (best: %s)\n", tested, best ? best->name : "none");
-    /* q4_0r is preferred exactly where an ISA has a tile of its own */
-    T_CHECK(!qtx_q4_0r_preferred(g), "generic kernels keep q4_0");
+    /* repacked exactly where an ISA has a tile of its own */
+    T_CHECK(qtx_qtype_repacked(g, QTX_Q_Q4_0) == QTX_Q_Q4_0 &&
+                qtx_qtype_repacked(g, QTX_Q_Q8_0) == QTX_Q_Q8_0,
+            "generic kernels keep q4_0 and q8_0");
+    for (int i = 0; i < QTX_ISA_COUNT; i++) {
+        const qtx_quant_kernels *k = qtx_quant_kernels_for((qtx_isa)i);
+        if (!k || k == g) continue;
+        T_CHECK(qtx_qtype_repacked(k, QTX_Q_Q4_0) ==
+                        (k->tile_q4_0r_q8r ? QTX_Q_Q4_0R : QTX_Q_Q4_0) &&
+                    qtx_qtype_repacked(k, QTX_Q_Q8_0) ==
+                        (k->tile_q8_0r_q8r ? QTX_Q_Q8_0R : QTX_Q_Q8_0) &&
+                    qtx_qtype_repacked(k, QTX_Q_F32) == QTX_Q_F32,
+                "%s repacks where it has tiles", k->name);
+    }
     if (best)
-        T_CHECK(qtx_q4_0r_preferred(NULL) == (best->isa != QTX_ISA_GENERIC && best->tile_q4_0r_q8r),
-                "q4_0r preferred with %s: %d", best->name, qtx_q4_0r_preferred(NULL));
-    const qtx_quant_kernels *vnni = qtx_quant_kernels_for(QTX_ISA_AVX512_VNNI);
-    if (vnni) T_CHECK(qtx_q4_0r_preferred(vnni), "avx512-vnni has its own q4_0r tile");
+        T_CHECK(qtx_qtype_repacked(NULL, QTX_Q_Q4_0) == qtx_qtype_repacked(best, QTX_Q_Q4_0),
+                "NULL means the best kernels");
+    static const qtx_isa x86[] = {QTX_ISA_AVX2, QTX_ISA_AVX512, QTX_ISA_AVX512_VNNI};
+    for (size_t i = 0; i < sizeof x86 / sizeof x86[0]; i++) {
+        const qtx_quant_kernels *k = qtx_quant_kernels_for(x86[i]);
+        if (k)
+            T_CHECK(k->tile_q4_0r_q8r && k->tile_q8_0r_q8r, "%s has q4_0r and q8_0r tiles",
+                    k->name);
+    }
 }
 
 /* Squared error of n values through q4_0 bytes. */
