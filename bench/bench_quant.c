@@ -1,12 +1,14 @@
 /* bench_quant.c: GB/s of weight bytes streamed by qtx_qmatmul (core/quant.h) for a
- * matrix-vector product (m = 1, the decode step), per instruction set the CPU runs, per weight
- * type (f32, f16, q8_0, q4_0), on 1 and 2 OpenMP threads. A benchmark, not a test.
+ * matrix-vector product (m = 1, the decode step) or a batch of m activation rows (a prompt),
+ * per instruction set the CPU runs, per weight type (f32, f16, q8_0, q4_0 and their repacked
+ * in-memory forms q8_0r, q4_0r), on 1 and 2 OpenMP threads. A benchmark, not a test.
  *
- *   bench_quant [rows [n [seconds per measurement]]]      (default 16384 4096 0.3)
+ *   bench_quant [rows [n [seconds per measurement [m]]]]     (default 16384 4096 0.3 1)
  *
- * The default matrix (268 MB in f32, 71 MB in q8_0, 38 MB in q4_0) is larger than the last-level
- * caches here (32 MiB), so the figures are what decoding streams from memory; a small matrix
- * measures the kernels from cache.
+ * The default matrix (268 MB in f32, 71 MB in q8_0, 38 MB in q4_0) is larger than most
+ * last-level caches (32 MiB on the project's earlier VM, not the 480 MiB of its current one),
+ * so the figures are what decoding streams from memory; a small matrix measures the kernels
+ * from cache.
  */
 #include <math.h>
 #include <omp.h>
@@ -21,15 +23,16 @@ int main(int argc, char **argv) {
     const int64_t rows = argc > 1 ? atoll(argv[1]) : 16384;
     const int64_t n = argc > 2 ? atoll(argv[2]) : 4096;
     const double min_s = argc > 3 ? atof(argv[3]) : 0.3;
-    if (rows <= 0 || n <= 0 || n % QTX_QK || min_s <= 0) {
-        fprintf(stderr, "usage: bench_quant [rows [n (a multiple of 32) [seconds]]]\n");
+    const int64_t m = argc > 4 ? atoll(argv[4]) : 1;
+    if (rows <= 0 || n <= 0 || n % QTX_QK || min_s <= 0 || m <= 0) {
+        fprintf(stderr, "usage: bench_quant [rows [n (a multiple of 32) [seconds [m]]]]\n");
         return 2;
     }
     /* weights ~ N(0, 0.02), activations ~ N(0, 1): Box-Muller over a fixed LCG */
     float *w = qtx_malloc((size_t)(rows * n) * sizeof(float));
-    float *x = qtx_malloc((size_t)n * sizeof(float));
+    float *x = qtx_malloc((size_t)(m * n) * sizeof(float));
     uint64_t s = 1;
-    for (int64_t i = 0; i < rows * n + n; i++) {
+    for (int64_t i = 0; i < rows * n + m * n; i++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         const double u = ((double)(s >> 11) + 1.0) * 0x1p-53;
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -40,7 +43,8 @@ int main(int argc, char **argv) {
         else
             x[i - rows * n] = g;
     }
-    static const qtx_qtype types[] = {QTX_Q_F32, QTX_Q_F16, QTX_Q_Q8_0, QTX_Q_Q4_0};
+    static const qtx_qtype types[] = {QTX_Q_F32,   QTX_Q_F16,  QTX_Q_Q8_0,
+                                      QTX_Q_Q8_0R, QTX_Q_Q4_0, QTX_Q_Q4_0R};
     enum { N_TYPES = sizeof types / sizeof types[0] };
     void *wq[N_TYPES];
     size_t wbytes[N_TYPES];
@@ -53,14 +57,14 @@ int main(int argc, char **argv) {
         for (int64_t r = 0; r < rows; r++)
             tr->quantize_row(w + r * n, (char *)wq[t] + (size_t)r * rb, n);
     }
-    float *y = qtx_malloc((size_t)rows * sizeof(float));
-    void *scratch = qtx_malloc(qtx_qmatmul_scratch_bytes(QTX_Q_Q8_0, n, 1));
+    float *y = qtx_malloc((size_t)(m * rows) * sizeof(float));
+    void *scratch = qtx_malloc(qtx_qmatmul_scratch_bytes(QTX_Q_Q4_0R, n, m));
 
-    printf("bench_quant: Y[1, %lld] = X[1, %lld] W^T, GB/s of weight bytes (MB: f32 %.1f, "
-           "f16 %.1f, q8_0 %.1f, q4_0 %.1f); %d cores; best ISA %s\n",
-           (long long)rows, (long long)n, (double)wbytes[0] / 1e6, (double)wbytes[1] / 1e6,
-           (double)wbytes[2] / 1e6, (double)wbytes[3] / 1e6, qtx_n_cores(),
-           qtx_quant_kernels_best()->name);
+    printf("bench_quant: Y[%lld, %lld] = X[%lld, %lld] W^T, GB/s of weight bytes (MB:",
+           (long long)m, (long long)rows, (long long)m, (long long)n);
+    for (int t = 0; t < N_TYPES; t++)
+        printf(" %s %.1f", qtx_qtype_get(types[t])->name, (double)wbytes[t] / 1e6);
+    printf("); %d cores; best ISA %s\n", qtx_n_cores(), qtx_quant_kernels_best()->name);
     printf("%-12s %-5s %8s %8s %10s\n", "isa", "type", "threads", "GB/s", "us/call");
     for (int isa = 0; isa < QTX_ISA_COUNT; isa++) {
         const qtx_quant_kernels *k = qtx_quant_kernels_for((qtx_isa)isa);
@@ -72,12 +76,12 @@ int main(int argc, char **argv) {
         for (int t = 0; t < N_TYPES; t++)
             for (int threads = 1; threads <= 2; threads++) {
                 omp_set_num_threads(threads);
-                qtx_qmatmul_with(k, types[t], wq[t], rows, n, x, 1, y, scratch); /* warm-up */
+                qtx_qmatmul_with(k, types[t], wq[t], rows, n, x, m, y, scratch); /* warm-up */
                 long calls = 0;
                 const double t0 = qtx_now_s();
                 double el;
                 do {
-                    qtx_qmatmul_with(k, types[t], wq[t], rows, n, x, 1, y, scratch);
+                    qtx_qmatmul_with(k, types[t], wq[t], rows, n, x, m, y, scratch);
                     calls++;
                     el = qtx_now_s() - t0;
                 } while (el < min_s);
