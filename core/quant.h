@@ -152,7 +152,7 @@ const qtx_quant_kernels *qtx_quant_kernels_best(void);
  * and q8_0r for q8_0 where k has a tile of its own for it (not the generic one), else t. */
 qtx_qtype qtx_qtype_repacked(const qtx_quant_kernels *k, qtx_qtype t);
 
-/* Y[m, rows] = X[m, n] W^T for W [rows, n] of type wt (f32, f16, q8_0 or q4_0): X is
+/* Y[m, rows] = X[m, n] W^T for W [rows, n] of type wt (f32, f16, q8_0, q4_0, q8_0r or q4_0r): X is
  * converted to W's dot type once, then rows are split over the OpenMP threads. m = 1 is a
  * matrix-vector product (decode); m > 1 a batch (prompt), in tiles of QTX_TILE_R weight
  * rows by QTX_TILE_C activation rows for quantized weights. scratch holds

@@ -1,6 +1,8 @@
 /* quant_generic.c: the plain C kernels of core/quant.h. They define the results: every SIMD
  * path gives the same per-block int32 sums and the same activation bytes, and its dot
- * products differ from these only by the order of the float additions.
+ * products differ from these by float rounding only: the order of the additions, and where a
+ * path sums nibbles unsigned (q4_0) or w + 128 (q8_0r with VNNI), the offset taken back in
+ * float.
  *
  *   block sum  isum_b = sum_j w_j x_j over the 32 values (q4_0: w_j = nibble - 8), exact
  *   dot        s = sum over blocks, in block order, of (float)isum_b * (d_w * d_x)

@@ -75,7 +75,8 @@ for q in q4_0 q8_0; do
   p_copy=$([ $q = q4_0 ] && echo "$p_q4" || echo "$p_q8")
   "$QTX" generate m_$q.gguf -p "And" -n 2 2>rp.err >/dev/null
   "$QTX" generate m_$q.gguf -p "And" -n 2 --mmap 2>rp_map.err >/dev/null
-  if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+  if [ "$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo &&
+    grep -qw f16c /proc/cpuinfo; then
     grep -q "$q weights repacked for avx" rp.err && ! grep -q repacked rp_map.err &&
       ok "$q repacked in the copy, not in the mapping: $(grep -o "$q weights repacked.*" rp.err)" ||
       fail "repack $q: $(cat rp.err) | $(cat rp_map.err)"

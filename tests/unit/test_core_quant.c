@@ -661,7 +661,7 @@ static void check_repacked(const qtx_quant_kernels *k, const qtx_quant_kernels *
     /* every shape, more rows than a tile included, gives each element as the 1 x 1 tile */
     float *y = malloc((size_t)(rows * QTX_TILE_C) * sizeof(float)), y1;
     int64_t shape_bad = 0;
-    for (int nr = 1; nr <= rows; nr += nr < QTX_TILE_R ? 1 : (int)rows)
+    for (int nr = 1; nr <= rows; nr = nr < QTX_TILE_R || nr == rows ? nr + 1 : (int)rows)
         for (int nc = 1; nc <= QTX_TILE_C && nc <= m; nc++) {
             kt(n, nr, nc, W, bw, X, br, y, nr);
             for (int r = 0; r < nr; r++)
@@ -705,6 +705,9 @@ static void check_repacked(const qtx_quant_kernels *k, const qtx_quant_kernels *
             qtx_qmatmul_many(k, mm, 2, n, c->x, m, scratch);
             T_CHECK(memcmp(yr, yr2, (size_t)(m * rows) * sizeof(float)) == 0,
                     "%s qmatmul_many with %s equals qmatmul", k->name, what);
+            qtx_qmatmul_with(k, QTX_Q_Q8_0, c->wq8, rows, n, c->x, m, yp, scratch);
+            T_CHECK(memcmp(y8, yp, (size_t)(m * rows) * sizeof(float)) == 0,
+                    "%s qmatmul_many: the q8_0 weights beside %s equal qmatmul", k->name, what);
             free(y8);
             free(yr2);
         }
@@ -727,9 +730,10 @@ static void test_isa(const qtx_quant_kernels *k, const qtx_quant_kernels *g) {
     T_CHECK(d < 0, "%s quantize_row_q8_0 differs from the reference at byte %d", k->name, d);
 
     /* 256 and 352: one group of eight blocks (the q4_0 gemv), alone and with a tail; for
-     * q4_0r, 544 and 768: a group of 16 and one block, a group of 16 and a group of 8 */
-    static const int64_t ns[] = {32, 64, 96, 256, 352, 544, 768, 4096 + 32}, rowss[] = {1, 3, 17},
-                         ms[] = {1, 2, 5};
+     * the repacked types, 512, 544, 768 and 800: a group of 16 alone, with one block, with a
+     * group of 8, with both */
+    static const int64_t ns[] = {32, 64, 96, 256, 352, 512, 544, 768, 800, 4096 + 32},
+                         rowss[] = {1, 3, 17}, ms[] = {1, 2, 5};
     rng r = {42};
     for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
         for (size_t b = 0; b < sizeof rowss / sizeof rowss[0]; b++)
