@@ -2,7 +2,8 @@
  * sequence, batched prompt then one token at a time) reproduces the training model's
  * forward (core/model.c) on the PyTorch fixtures: logits within 1e-4 relative whether the
  * tokens go in as one batch or one by one, with an f32 KV cache; and q8_0 weights stay
- * close (the quantization error, not a bug). */
+ * close (the quantization error, not a bug). Weights the model owns are repacked at start
+ * (core/quant.h's q4_0r / q8_0r) without changing the logits beyond float rounding. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,60 @@ static void check(const char *path) {
         for (int i = 0; i < s.n; i++) free(s.bufs[i]);
     }
     free(ref);
+
+    /* A model that owns its weights is repacked by qtx_infer_start: the layer weights and an
+     * untied head take the type the kernels prefer, the embedding table (and a head tied to
+     * it) keeps its own, and the logits are the plain weights' up to float rounding. */
+    const qtx_qtype qts[] = {QTX_Q_Q8_0, QTX_Q_Q4_0};
+    for (int ti = 0; ti < 2; ti++) {
+        const qtx_qtype want = qtx_qtype_repacked(NULL, qts[ti]);
+        src s0 = {&m, qts[ti], {0}, 0}, s1 = {&m, qts[ti], {0}, 0};
+        qtx_infer_model plain, own;
+        qtx_err e = {0};
+        T_CHECK(qtx_infer_build(&plain, &cfg, get, &s0, NULL, NULL, path, &e) == 0, "%s", e.msg);
+        T_CHECK(qtx_infer_build(&own, &cfg, get, &s1, NULL, NULL, path, &e) == 0, "%s", e.msg);
+        own.weights_own = 1; /* the buffers get() made are this test's own */
+        T_CHECK(qtx_infer_start(&plain, T, QTX_KV_F32, QTX_KV_F32, T, &e) == 0, "%s", e.msg);
+        T_CHECK(qtx_infer_start(&own, T, QTX_KV_F32, QTX_KV_F32, T, &e) == 0, "%s", e.msg);
+        /* a tensor get() left f32 (rows not a multiple of 32) stays f32 */
+#define EXPECT(t) ((t) == qts[ti] ? want : (t))
+        int bad =
+            own.token_embd.type != plain.token_embd.type ||
+            own.output.type != (cfg.tie_embeddings ? plain.output.type : EXPECT(plain.output.type));
+        int n_rep = 0;
+        for (int l = 0; l < cfg.n_layers; l++) {
+            const qtx_infer_layer *P = &plain.layers[l], *O = &own.layers[l];
+            const qtx_qtensor *p[7] = {&P->wq,    &P->wk,  &P->wv,   &P->wo,
+                                       &P->wgate, &P->wup, &P->wdown};
+            const qtx_qtensor *o[7] = {&O->wq,    &O->wk,  &O->wv,   &O->wo,
+                                       &O->wgate, &O->wup, &O->wdown};
+            for (int i = 0; i < 7; i++) {
+                bad += o[i]->type != EXPECT(p[i]->type);
+                n_rep += o[i]->type == want && want != qts[ti];
+            }
+        }
+#undef EXPECT
+        T_CHECK(bad == 0, "%s %s: repacked types (want %s for the layers)", path,
+                qtx_qtype_get(qts[ti])->name, qtx_qtype_get(want)->name);
+        if (want != qts[ti])
+            T_CHECK(n_rep > 0, "%s %s: some layer weight was repacked", path,
+                    qtx_qtype_get(qts[ti])->name);
+        float *a = malloc((size_t)(T * V) * sizeof(float));
+        float *b = malloc((size_t)(T * V) * sizeof(float));
+        T_CHECK(qtx_infer_forward(&plain, tok->data, T, a, 1, &e) == 0, "%s", e.msg);
+        T_CHECK(qtx_infer_forward(&own, tok->data, T, b, 1, &e) == 0, "%s", e.msg);
+        const double r = rel(b, a, T * V);
+        printf("%s %s weights as %s: logits rel err %.3g against the plain ones\n", path,
+               qtx_qtype_get(qts[ti])->name, qtx_qtype_get(want)->name, r);
+        T_CHECK(r <= 1e-5, "%s %s repacked: logits rel err %.3g", path,
+                qtx_qtype_get(qts[ti])->name, r);
+        free(a);
+        free(b);
+        qtx_infer_free(&plain);
+        qtx_infer_free(&own);
+        for (int i = 0; i < s0.n; i++) free(s0.bufs[i]);
+        for (int i = 0; i < s1.n; i++) free(s1.bufs[i]);
+    }
     qtx_model_destroy(&m);
     qtx_fixture_free(&f);
 }
