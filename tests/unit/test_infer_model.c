@@ -145,7 +145,10 @@ static void check(const char *path) {
         const double r = rel(b, a, T * V);
         printf("%s %s weights as %s: logits rel err %.3g against the plain ones\n", path,
                qtx_qtype_get(qts[ti])->name, qtx_qtype_get(want)->name, r);
-        T_CHECK(r <= 1e-5, "%s %s repacked: logits rel err %.3g", path,
+        /* 1e-4: every product requantizes its input, so a float-rounding difference that
+         * flips one activation's rounding moves it a whole q8 step (seen: 2.8e-5 under the
+         * sanitizer build's flags, 1e-7 in Release); quantization itself costs 6e-4 - 2e-2 */
+        T_CHECK(r <= 1e-4, "%s %s repacked: logits rel err %.3g", path,
                 qtx_qtype_get(qts[ti])->name, r);
         free(a);
         free(b);
