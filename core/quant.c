@@ -371,14 +371,15 @@ static void q8r_get(const int8_t *q, int64_t nb, int64_t b, int8_t *qs) {
     for (int s = 0; s < 8; s++) memcpy(qs + 4 * (s % 4) + 16 * (s / 4), at + 4 * G * s + 4 * k, 4);
 }
 
+/* Block b of a q8_0r row: its scale, then its quants in q8r's order. */
+static void r8_put(uint8_t *r, int64_t nb, int64_t b, const qtx_block_q8_0 *q) {
+    memcpy(r + 2 * b, &q->d, sizeof q->d);
+    q8r_put((int8_t *)(r + 2 * nb), nb, b, q->qs);
+}
+
 void qtx_q8_0r_pack_row(const void *vq, void *vr, int64_t n) {
     const qtx_block_q8_0 *q = vq;
-    const int64_t nb = n / QTX_QK;
-    uint8_t *r = vr;
-    for (int64_t b = 0; b < nb; b++) {
-        memcpy(r + 2 * b, &q[b].d, sizeof q[b].d);
-        q8r_put((int8_t *)(r + 2 * nb), nb, b, q[b].qs);
-    }
+    for (int64_t b = 0; b < n / QTX_QK; b++) r8_put(vr, n / QTX_QK, b, &q[b]);
 }
 
 void qtx_q8_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q8_0 *q) {
@@ -406,13 +407,10 @@ size_t qtx_q8r_row_bytes(int64_t n) {
     return ((size_t)n + 2 * (size_t)(n / QTX_QK) * sizeof(float) + 63) / 64 * 64;
 }
 
-void qtx_q8r_from_q8_0(const void *vx, void *vr, int64_t n) {
-    const qtx_block_q8_0 *x = vx;
-    const int64_t nb = n / QTX_QK;
-    int8_t *q = vr;
-    float *xd = (float *)(void *)(q + n), *cx = xd + nb;
+/* The floats a gemv or a q8r row carries per activation block: xd = d_x and cx = -8 d_x
+ * sum(x), the -8 of every q4_0 nibble applied as d_w cx. */
+static void x_block_floats(const qtx_block_q8_0 *x, int64_t nb, float *xd, float *cx) {
     for (int64_t b = 0; b < nb; b++) {
-        q8r_put(q, nb, b, x[b].qs);
         int32_t sum = 0;
         for (int j = 0; j < QTX_QK; j++) sum += x[b].qs[j];
         xd[b] = qtx_f16_to_f32(x[b].d);
@@ -420,14 +418,23 @@ void qtx_q8r_from_q8_0(const void *vx, void *vr, int64_t n) {
     }
 }
 
+void qtx_q8r_from_q8_0(const void *vx, void *vr, int64_t n) {
+    const qtx_block_q8_0 *x = vx;
+    const int64_t nb = n / QTX_QK;
+    int8_t *q = vr;
+    for (int64_t b = 0; b < nb; b++) q8r_put(q, nb, b, x[b].qs);
+    float *xd = (float *)(void *)(q + n);
+    x_block_floats(x, nb, xd, xd + nb);
+}
+
 void qtx_q4_0r_get_block(const void *row, int64_t n, int64_t b, qtx_block_q4_0 *q) {
     r_get(row, n / QTX_QK, b, q);
 }
 
 void qtx_q8r_get_block(const void *xrow, int64_t n, int64_t b, qtx_block_q8_0 *x) {
-    const int8_t *q = xrow;
-    q8r_get(q, n / QTX_QK, b, x->qs);
-    x->d = qtx_f32_to_f16(((const float *)(const void *)(q + n))[b]); /* exact: it was an f16 */
+    const qtx_q8r_row p = qtx_q8r_parts(xrow, n);
+    q8r_get(p.q, n / QTX_QK, b, x->qs);
+    x->d = qtx_f32_to_f16(p.d[b]); /* exact: it was an f16 */
 }
 
 /* The traits' conversions of q4_0r rows: block by block, through q4_0. */
@@ -448,13 +455,10 @@ static void dequantize_row_q4_0r(const void *vr, float *y, int64_t n) {
 }
 
 static void quantize_row_q8_0r(const float *x, void *vr, int64_t n) {
-    const int64_t nb = n / QTX_QK;
-    uint8_t *r = vr;
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = 0; b < n / QTX_QK; b++) {
         qtx_block_q8_0 q;
         qtx_quantize_row_q8_0_ref(x + b * QTX_QK, &q, QTX_QK);
-        memcpy(r + 2 * b, &q.d, sizeof q.d);
-        q8r_put((int8_t *)(r + 2 * nb), nb, b, q.qs);
+        r8_put(vr, n / QTX_QK, b, &q);
     }
 }
 
@@ -660,20 +664,13 @@ void qtx_qmatmul_many(const qtx_quant_kernels *k, const qtx_qmm *ws, int n_w, in
         }
     }
     float *xf = quantized ? (float *)(void *)((uint8_t *)scratch + xf_offset(m, n)) : NULL;
-    if (use_xf) { /* m == 1: d_x and -8 d_x sum(x) per block */
-        const qtx_block_q8_0 *xb = scratch;
-        for (int64_t b = 0; b < n / QTX_QK; b++) {
-            int32_t sum = 0;
-            for (int j = 0; j < QTX_QK; j++) sum += xb[b].qs[j];
-            xf[b] = qtx_f16_to_f32(xb[b].d);
-            xf[n / QTX_QK + b] = -8.0f * (float)sum * xf[b];
-        }
-    }
-    /* One loop over the tasks of all the weights: one fork and join for the whole group.
-     * Guided: each thread takes a long run of rows first (one stream for the prefetchers),
-     * then ever shorter ones, so a slower core (a busy hyperthread, a VM's shared vCPU) no
-     * longer leaves the others waiting at the join. Each row's result is the same on any
-     * thread. */
+    if (use_xf) /* m == 1: d_x and -8 d_x sum(x) per block */
+        x_block_floats(scratch, n / QTX_QK, xf, xf + n / QTX_QK);
+        /* One loop over the tasks of all the weights: one fork and join for the whole group.
+         * Guided: each thread takes a long run of rows first (one stream for the prefetchers),
+         * then ever shorter ones, so a slower core (a busy hyperthread, a VM's shared vCPU) no
+         * longer leaves the others waiting at the join. Each row's result is the same on any
+         * thread. */
 #pragma omp parallel for schedule(guided, 2) if (work >= 65536)
     for (int64_t t = 0; t < n_tasks; t++) {
         int i = 0;

@@ -60,6 +60,17 @@ typedef struct qtx_block_q4_0 {
 void qtx_q4_0r_pack_row(const void *q4_0, void *q4_0r, int64_t n);
 void qtx_q4_0r_unpack_row(const void *q4_0r, void *q4_0, int64_t n);
 size_t qtx_q8r_row_bytes(int64_t n); /* a multiple of 64 */
+/* A q8r row of n values, in its three parts. */
+typedef struct qtx_q8r_row {
+    const int8_t *q; /* the n quants */
+    const float *d;  /* d_x per block */
+    const float *c;  /* -8 d_x sum(x) per block */
+} qtx_q8r_row;
+static inline qtx_q8r_row qtx_q8r_parts(const void *row, int64_t n) {
+    const int8_t *q = (const int8_t *)row;
+    const float *d = (const float *)(const void *)(q + n);
+    return (qtx_q8r_row){q, d, d + n / QTX_QK};
+}
 /* One activation row from its q8_0 blocks. */
 void qtx_q8r_from_q8_0(const void *x_q8_0, void *x_q8r, int64_t n);
 /* q8_0r: q8_0 weights repacked the same way: the nb f16 scales, then the quants in q8r's

@@ -189,37 +189,57 @@ AVX2 void qtx_gemv_q8_0_q8_0_avx2(int64_t n, int64_t rows, const void *vw, size_
     }
 }
 
-/* ---- q4_0r x q8r (quant.h) in 256 bits ---- */
+/* ---- q4_0r / q8_0r x q8r (quant.h) in 256 bits ---- */
+
+#define R_INLINE static inline __attribute__((always_inline)) AVX2
 
 /* Eight blocks of a group (S: the group's slice stride, 64 bytes in a group of 16, whose two
- * halves are two such units, or 32 in a group of 8) against one activation row: lane k is
- * block k's exact sum of unsigned nibbles times x. The eight vpmaddubsw pair sums add up in
- * int16 (at most 8 * 2 * 15 * 127 = 30480) before one vpmaddwd. */
-static inline AVX2 __m256i r_unit_sums(const __m256i lo[4], const __m256i hi[4], const int8_t *xs,
-                                       size_t S) {
+ * halves are two such units, or 32 in a group of 8) as eight slices of four values each:
+ * u[s] the unsigned operand of vpmaddubsw (q4_0r: slice s % 4's low, then high nibbles;
+ * q8_0r: |w|), sg[s] the signs x takes (q8_0r's w; unused for q4_0r). */
+R_INLINE void r_unit_slices(int q8, const uint8_t *g, size_t S, __m256i u[8], __m256i sg[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < (q8 ? 8 : 4); k++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(g + S * k));
+        if (q8) {
+            sg[k] = v;
+            u[k] = _mm256_sign_epi8(v, v);
+        } else {
+            u[k] = _mm256_and_si256(v, m4);
+            u[4 + k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+    }
+}
+
+/* Lane k: block k's exact sum against one activation row's slices at xs. q4_0r: unsigned
+ * nibbles times x, the eight vpmaddubsw pair sums added in int16 (at most 8 * 2 * 15 * 127 =
+ * 30480) before one vpmaddwd; q8_0r: the sign trick of part_q8_0_q8_0 per slice. */
+R_INLINE __m256i r_unit_sums(int q8, const __m256i u[8], const __m256i sg[8], const int8_t *xs,
+                             size_t S) {
 #define X(s) _mm256_loadu_si256((const __m256i *)(xs + (s)*S))
-    __m256i p = _mm256_maddubs_epi16(lo[0], X(0));
-    for (int c = 1; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(lo[c], X(c)));
-    for (int c = 0; c < 4; c++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(hi[c], X(4 + c)));
+    if (q8) {
+        __m256i s = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++)
+            s = _mm256_add_epi32(s, TILE_PAIR(u[k], _mm256_sign_epi8(X(k), sg[k])));
+        return s;
+    }
+    __m256i p = _mm256_maddubs_epi16(u[0], X(0));
+    for (int k = 1; k < 8; k++) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(u[k], X(k)));
 #undef X
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
 /* A weight row meets up to QTX_TILE_C activation rows, eight blocks at a time (quant_avx512.c
- * has the 512-bit VNNI version): each unit's nibbles unpacked once for every activation row,
- * then one convert and two fmas per unit. Not static: the AVX-512 table without VNNI uses it. */
-AVX2 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, size_t w_row,
-                                  const void *vx, size_t x_row, float *y, int64_t ldy) {
+ * has the 512-bit VNNI version): each unit's slices prepared once for every activation row,
+ * then one convert and one fma per unit, and for q4_0r one more for the -8 correction. */
+R_INLINE void r_tile(int q8, int64_t n, int nr, int nc, const void *vw, size_t w_row,
+                     const void *vx, size_t x_row, float *y, int64_t ldy) {
     enum { C = QTX_TILE_C };
+    const size_t bb = q8 ? QTX_QK : QTX_QK / 2; /* quant bytes per block */
     const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16, n8 = n16 + (nb - n16) / 8 * 8;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const int8_t *xq[C];
-    const float *xd[C], *cx[C];
-    for (int c = 0; c < C; c++) {
-        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
-        xd[c] = (const float *)(const void *)(xq[c] + n);
-        cx[c] = xd[c] + nb;
-    }
+    qtx_q8r_row x[C];
+    for (int c = 0; c < C; c++)
+        x[c] = qtx_q8r_parts((const char *)vx + (size_t)(c < nc ? c : 0) * x_row, n);
     for (int r = 0; r < nr; r++) {
         const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
         __m256 acc[C], corr[C];
@@ -228,101 +248,57 @@ AVX2 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, siz
             /* unit: blocks b..b+7; in a group of 16 the upper half starts 32 bytes in */
             const int64_t g0 = b < n16 ? b / 16 * 16 : b;
             const size_t S = b < n16 ? 64 : 32, h = (size_t)(b - g0) / 8 * 32;
-            const uint8_t *g = q + g0 * (QTX_QK / 2) + h;
-            if (b % 16 == 0) /* a group's 256 bytes: four lines to prefetch */
-                for (int k = 0; k < 4; k++)
+            const uint8_t *g = q + g0 * bb + h;
+            if (b % 16 == 0) /* the group's bytes: 16 bb / 64 lines to prefetch */
+                for (size_t k = 0; k < bb / 4; k++)
                     _mm_prefetch((const char *)g + DOT_PF + 64 * k, _MM_HINT_T0);
-            __m256i lo[4], hi[4];
-            for (int c = 0; c < 4; c++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(g + S * c));
-                lo[c] = _mm256_and_si256(v, m4);
-                hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            }
+            __m256i u[8], sg[8];
+            r_unit_slices(q8, g, S, u, sg);
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
             for (int c = 0; c < C; c++) {
                 if (c >= nc) break;
-                const __m256i s = r_unit_sums(lo, hi, xq[c] + g0 * QTX_QK + h, S);
+                const __m256i s = r_unit_sums(q8, u, sg, x[c].q + g0 * QTX_QK + h, S);
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-                                         _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)), acc[c]);
-                corr[c] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(cx[c] + b), corr[c]);
+                                         _mm256_mul_ps(dw, _mm256_loadu_ps(x[c].d + b)), acc[c]);
+                if (!q8) corr[c] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(x[c].c + b), corr[c]);
             }
         }
         float sum[C];
         for (int c = 0; c < C; c++) sum[c] = avx2_hsum(_mm256_add_ps(acc[c], corr[c]));
-        for (int64_t b = n8; b < nb; b++) { /* q4_0's 16 bytes: values j and 16 + j in byte j */
-            const __m128i v = _mm_loadu_si128((const __m128i *)(q + b * (QTX_QK / 2)));
-            const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+        for (int64_t b = n8; b < nb; b++) { /* a remaining block, laid out as in q4_0 / q8_0 */
+            __m256i wv;
+            if (q8) {
+                wv = _mm256_loadu_si256((const __m256i *)(q + b * QTX_QK));
+            } else { /* values j and 16 + j in byte j */
+                const __m128i v = _mm_loadu_si128((const __m128i *)(q + b * (QTX_QK / 2)));
+                wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v),
+                                      _mm256_set1_epi8(0x0F));
+            }
             const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
             for (int c = 0; c < C; c++) {
                 if (c >= nc) break;
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
-                const int32_t is = avx2_hsum_i32(
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), _mm256_set1_epi16(1)));
-                sum[c] += (float)is * (dw * xd[c][b]) + dw * cx[c][b];
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[c].q + b * QTX_QK));
+                const int32_t is =
+                    avx2_hsum_i32(q8 ? TILE_PAIR(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
+                                     : TILE_PAIR(wv, xv));
+                float t = (float)is * (dw * x[c].d[b]);
+                if (!q8) t += dw * x[c].c[b];
+                sum[c] += t;
             }
         }
         for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
     }
 }
 
-/* q8_0r x q8r: the same walk over units of eight blocks, each block's lane summed by the sign
- * trick (|w| times x carrying w's sign, exact as in part_q8_0_q8_0): eight slices of four
- * values, each through vpmaddubsw and vpmaddwd. Not static: the AVX-512 table without VNNI
- * uses it. */
-AVX2 void qtx_tile_q8_0r_q8r_avx2(int64_t n, int nr, int nc, const void *vw, size_t w_row,
-                                  const void *vx, size_t x_row, float *y, int64_t ldy) {
-    enum { C = QTX_TILE_C };
-    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16, n8 = n16 + (nb - n16) / 8 * 8;
-    const int8_t *xq[C];
-    const float *xd[C];
-    for (int c = 0; c < C; c++) {
-        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
-        xd[c] = (const float *)(const void *)(xq[c] + n);
-    }
-    for (int r = 0; r < nr; r++) {
-        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
-        __m256 acc[C];
-        for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
-        for (int64_t b = 0; b < n8; b += 8) {
-            const int64_t g0 = b < n16 ? b / 16 * 16 : b;
-            const size_t S = b < n16 ? 64 : 32, h = (size_t)(b - g0) / 8 * 32;
-            const uint8_t *g = q + g0 * QTX_QK + h;
-            if (b % 16 == 0) /* a group's 512 bytes: eight lines to prefetch */
-                for (int k = 0; k < 8; k++)
-                    _mm_prefetch((const char *)g + DOT_PF + 64 * k, _MM_HINT_T0);
-            __m256i v[8], a[8];
-            for (int k = 0; k < 8; k++) {
-                v[k] = _mm256_loadu_si256((const __m256i *)(g + S * k));
-                a[k] = _mm256_sign_epi8(v[k], v[k]);
-            }
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
-            for (int c = 0; c < C; c++) {
-                if (c >= nc) break;
-                const int8_t *xs = xq[c] + g0 * QTX_QK + h;
-                __m256i s = _mm256_setzero_si256();
-                for (int k = 0; k < 8; k++) {
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xs + S * k));
-                    s = _mm256_add_epi32(s, TILE_PAIR(a[k], _mm256_sign_epi8(xv, v[k])));
-                }
-                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-                                         _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)), acc[c]);
-            }
-        }
-        float sum[C];
-        for (int c = 0; c < C; c++) sum[c] = avx2_hsum(acc[c]);
-        for (int64_t b = n8; b < nb; b++) { /* 32 quants in order */
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)(q + b * QTX_QK));
-            const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
-            for (int c = 0; c < C; c++) {
-                if (c >= nc) break;
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
-                const int32_t is =
-                    avx2_hsum_i32(TILE_PAIR(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv)));
-                sum[c] += (float)is * (dw * xd[c][b]);
-            }
-        }
-        for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
-    }
+/* Not static: the AVX-512 table without VNNI uses them. */
+AVX2 void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row,
+                                  const void *x, size_t x_row, float *y, int64_t ldy) {
+    r_tile(0, n, nr, nc, w, w_row, x, x_row, y, ldy);
+}
+
+AVX2 void qtx_tile_q8_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row,
+                                  const void *x, size_t x_row, float *y, int64_t ldy) {
+    r_tile(1, n, nr, nc, w, w_row, x, x_row, y, ldy);
 }
 
 DEFINE_DOT(q8_0_q8_0, sizeof(qtx_block_q8_0), avx2_load_q8)

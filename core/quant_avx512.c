@@ -173,160 +173,94 @@ void qtx_tile_q4_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_
 void qtx_tile_q8_0r_q8r_avx2(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
                              size_t x_row, float *y, int64_t ldy);
 
-/* ---- q4_0r x q8r (quant.h), VNNI ---- */
+/* ---- q4_0r / q8_0r x q8r (quant.h), VNNI ---- */
 
 /* Bytes ahead of the weight stream to prefetch (quant_avx2.c's DOT_PF). */
 #define R_PF 4096
 
-/* A weight row meets up to QTX_TILE_C activation rows, each group of 16 blocks unpacked once
- * into its eight slices (four values of each block), which vpdpbusd sums lane by lane: lane k
- * holds block k's exact sum of unsigned nibbles times x. Then per group one convert and two
- * fmas: times d_w d_x, and d_w times the -8 correction. Against the q4_0 gemv (per block:
- * nibble shuffles, a horizontal reduction of eight lanes, scalar scale loads) this streamed
- * 1.5x from L3 and 1.7-2.3x from L2 (a harness on small's and m100's shapes, one thread). The
- * group of 8 runs the same in 256 bits; a remaining block alone. */
-static VNNI void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_t w_row,
-                                const void *vx, size_t x_row, float *y, int64_t ldy) {
-    enum { C = QTX_TILE_C };
-    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16;
-    const int has8 = nb - n16 >= 8;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const int8_t *xq[C];
-    const float *xd[C], *cx[C];
-    for (int c = 0; c < C; c++) {
-        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
-        xd[c] = (const float *)(const void *)(xq[c] + n);
-        cx[c] = xd[c] + nb;
-    }
-    for (int r = 0; r < nr; r++) {
-        const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
-        __m512 acc[C], corr[C];
-        for (int c = 0; c < C; c++) acc[c] = corr[c] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < n16; b += 16) {
-            const uint8_t *g = q + b * (QTX_QK / 2);
-            for (int k = 0; k < 4; k++) _mm_prefetch((const char *)g + R_PF + 64 * k, _MM_HINT_T0);
-            __m512i lo[4], hi[4];
-            for (int k = 0; k < 4; k++) {
-                const __m512i v = _mm512_loadu_si512(g + 64 * k);
-                lo[k] = _mm512_and_si512(v, m4);
-                hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            }
-            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * b)));
-            for (int c = 0; c < C; c++) {
-                if (c >= nc) break;
-                const int8_t *xg = xq[c] + b * QTX_QK;
-                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-                for (int k = 0; k < 4; k++) {
-                    s0 = _mm512_dpbusd_epi32(s0, lo[k], _mm512_loadu_si512(xg + 64 * k));
-                    s1 = _mm512_dpbusd_epi32(s1, hi[k], _mm512_loadu_si512(xg + 256 + 64 * k));
-                }
-                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
-                                         _mm512_mul_ps(dw, _mm512_loadu_ps(xd[c] + b)), acc[c]);
-                corr[c] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(cx[c] + b), corr[c]);
-            }
+#define R_INLINE static inline __attribute__((always_inline)) VNNI
+
+/* A group's eight slices (four values of each block; S bytes apart) as vpdpbusd's unsigned
+ * operand: q4_0r's nibbles (slice c's low nibbles, then its high ones), q8_0r's w + 128. */
+R_INLINE void r_slices512(int q8, const uint8_t *g, __m512i u[8]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), k80 = _mm512_set1_epi8((char)0x80);
+    for (int k = 0; k < (q8 ? 8 : 4); k++) {
+        const __m512i v = _mm512_loadu_si512(g + 64 * k);
+        if (q8) {
+            u[k] = _mm512_xor_si512(v, k80);
+        } else {
+            u[k] = _mm512_and_si512(v, m4);
+            u[4 + k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        float sum[C];
-        for (int c = 0; c < C; c++) sum[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c], corr[c]));
-        int64_t b = n16;
-        if (has8) {
-            const uint8_t *g = q + b * (QTX_QK / 2);
-            const __m256i m4h = _mm256_set1_epi8(0x0F);
-            __m256i lo[4], hi[4];
-            for (int k = 0; k < 4; k++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(g + 32 * k));
-                lo[k] = _mm256_and_si256(v, m4h);
-                hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4h);
-            }
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
-            for (int c = 0; c < C; c++) {
-                if (c >= nc) break;
-                const int8_t *xg = xq[c] + b * QTX_QK;
-                __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-                for (int k = 0; k < 4; k++) {
-                    s0 = _mm256_dpbusd_epi32(s0, lo[k],
-                                             _mm256_loadu_si256((const __m256i *)(xg + 32 * k)));
-                    s1 = _mm256_dpbusd_epi32(
-                        s1, hi[k], _mm256_loadu_si256((const __m256i *)(xg + 128 + 32 * k)));
-                }
-                const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
-                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)),
-                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(cx[c] + b)));
-                sum[c] += vnni_hsum(t);
-            }
-            b += 8;
-        }
-        for (; b < nb; b++) { /* q4_0's 16 bytes: values j and 16 + j in byte j */
-            const __m128i v = _mm_loadu_si128((const __m128i *)(q + b * (QTX_QK / 2)));
-            const __m256i u =
-                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
-            const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
-            for (int c = 0; c < C; c++) {
-                if (c >= nc) break;
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
-                const int32_t is =
-                    vnni_hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xv));
-                sum[c] += (float)is * (dw * xd[c][b]) + dw * cx[c][b];
-            }
-        }
-        for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
     }
 }
 
-/* q8_0r x q8r: as the q4_0r tile, with vpdpbusd's unsigned operand w + 128 (w xor 0x80) and
- * the 128 sum(x) that adds taken back as d_w times 16 cx (cx = -8 d_x sum(x); times 16 is
- * exact). */
-static VNNI void tile_q8_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_t w_row,
-                                const void *vx, size_t x_row, float *y, int64_t ldy) {
-    enum { C = QTX_TILE_C };
-    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16;
-    const int has8 = nb - n16 >= 8;
-    const __m512i k80 = _mm512_set1_epi8((char)0x80);
-    const int8_t *xq[C];
-    const float *xd[C], *cx[C];
-    for (int c = 0; c < C; c++) {
-        xq[c] = (const int8_t *)vx + (size_t)(c < nc ? c : 0) * x_row;
-        xd[c] = (const float *)(const void *)(xq[c] + n);
-        cx[c] = xd[c] + nb;
+R_INLINE void r_slices256(int q8, const uint8_t *g, __m256i u[8]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), k80 = _mm256_set1_epi8((char)0x80);
+    for (int k = 0; k < (q8 ? 8 : 4); k++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(g + 32 * k));
+        if (q8) {
+            u[k] = _mm256_xor_si256(v, k80);
+        } else {
+            u[k] = _mm256_and_si256(v, m4);
+            u[4 + k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
     }
+}
+
+/* A weight row meets up to QTX_TILE_C activation rows, each group of 16 blocks turned once
+ * into its eight slices, which vpdpbusd sums lane by lane: lane k holds block k's exact sum of
+ * the unsigned operand times x. Then per group one convert and two fmas: times d_w d_x, and
+ * d_w kc times the activations' correction -8 d_x sum(x), which takes back q4_0r's -8 (kc = 1)
+ * or q8_0r's +128 (kc = 16; exact). Against the q4_0 gemv (per block: nibble shuffles, a
+ * horizontal reduction of eight lanes, scalar scale loads) q4_0r streamed 1.5x from L3 and
+ * 1.7-2.3x from L2 (a harness on small's and m100's shapes, one thread). The group of 8 runs
+ * the same in 256 bits; a remaining block alone. */
+R_INLINE void r_tile(int q8, int64_t n, int nr, int nc, const void *vw, size_t w_row,
+                     const void *vx, size_t x_row, float *y, int64_t ldy) {
+    enum { C = QTX_TILE_C };
+    const size_t bb = q8 ? QTX_QK : QTX_QK / 2; /* quant bytes per block */
+    const float kc = q8 ? 16.0f : 1.0f;
+    const int64_t nb = n / QTX_QK, n16 = nb / 16 * 16;
+    qtx_q8r_row x[C];
+    for (int c = 0; c < C; c++)
+        x[c] = qtx_q8r_parts((const char *)vx + (size_t)(c < nc ? c : 0) * x_row, n);
     for (int r = 0; r < nr; r++) {
         const uint8_t *w = (const uint8_t *)vw + (size_t)r * w_row, *q = w + 2 * nb;
         __m512 acc[C], corr[C];
         for (int c = 0; c < C; c++) acc[c] = corr[c] = _mm512_setzero_ps();
         for (int64_t b = 0; b < n16; b += 16) {
-            const uint8_t *g = q + b * QTX_QK;
-            for (int k = 0; k < 8; k++) _mm_prefetch((const char *)g + R_PF + 64 * k, _MM_HINT_T0);
+            const uint8_t *g = q + b * bb;
+            for (size_t k = 0; k < bb / 4; k++) /* the group's 16 bb bytes */
+                _mm_prefetch((const char *)g + R_PF + 64 * k, _MM_HINT_T0);
             __m512i u[8];
-            for (int k = 0; k < 8; k++)
-                u[k] = _mm512_xor_si512(_mm512_loadu_si512(g + 64 * k), k80);
+            r_slices512(q8, g, u);
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(w + 2 * b)));
-            const __m512 dw16 = _mm512_mul_ps(dw, _mm512_set1_ps(16.0f));
+            const __m512 dwc = _mm512_mul_ps(dw, _mm512_set1_ps(kc));
             for (int c = 0; c < C; c++) {
                 if (c >= nc) break;
-                const int8_t *xg = xq[c] + b * QTX_QK;
+                const int8_t *xg = x[c].q + b * QTX_QK;
                 __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
                 for (int k = 0; k < 4; k++) {
                     s0 = _mm512_dpbusd_epi32(s0, u[k], _mm512_loadu_si512(xg + 64 * k));
                     s1 = _mm512_dpbusd_epi32(s1, u[4 + k], _mm512_loadu_si512(xg + 256 + 64 * k));
                 }
                 acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
-                                         _mm512_mul_ps(dw, _mm512_loadu_ps(xd[c] + b)), acc[c]);
-                corr[c] = _mm512_fmadd_ps(dw16, _mm512_loadu_ps(cx[c] + b), corr[c]);
+                                         _mm512_mul_ps(dw, _mm512_loadu_ps(x[c].d + b)), acc[c]);
+                corr[c] = _mm512_fmadd_ps(dwc, _mm512_loadu_ps(x[c].c + b), corr[c]);
             }
         }
         float sum[C];
         for (int c = 0; c < C; c++) sum[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[c], corr[c]));
         int64_t b = n16;
-        if (has8) {
-            const uint8_t *g = q + b * QTX_QK;
-            const __m256i k80h = _mm256_set1_epi8((char)0x80);
+        if (nb - n16 >= 8) {
             __m256i u[8];
-            for (int k = 0; k < 8; k++)
-                u[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(g + 32 * k)), k80h);
+            r_slices256(q8, q + b * bb, u);
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * b)));
-            const __m256 dw16 = _mm256_mul_ps(dw, _mm256_set1_ps(16.0f));
+            const __m256 dwc = _mm256_mul_ps(dw, _mm256_set1_ps(kc));
             for (int c = 0; c < C; c++) {
                 if (c >= nc) break;
-                const int8_t *xg = xq[c] + b * QTX_QK;
+                const int8_t *xg = x[c].q + b * QTX_QK;
                 __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
                 for (int k = 0; k < 4; k++) {
                     s0 = _mm256_dpbusd_epi32(s0, u[k],
@@ -335,27 +269,43 @@ static VNNI void tile_q8_0r_q8r(int64_t n, int nr, int nc, const void *vw, size_
                         s1, u[4 + k], _mm256_loadu_si256((const __m256i *)(xg + 128 + 32 * k)));
                 }
                 const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)),
-                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(xd[c] + b)),
-                                                 _mm256_mul_ps(dw16, _mm256_loadu_ps(cx[c] + b)));
+                                                 _mm256_mul_ps(dw, _mm256_loadu_ps(x[c].d + b)),
+                                                 _mm256_mul_ps(dwc, _mm256_loadu_ps(x[c].c + b)));
                 sum[c] += vnni_hsum(t);
             }
             b += 8;
         }
-        for (; b < nb; b++) { /* 32 quants in order */
-            const __m256i u =
-                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * QTX_QK)),
-                                 _mm256_set1_epi8((char)0x80));
+        for (; b < nb; b++) { /* a remaining block, laid out as in q4_0 / q8_0 */
+            __m256i u;
+            if (q8) {
+                u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + b * QTX_QK)),
+                                     _mm256_set1_epi8((char)0x80));
+            } else { /* values j and 16 + j in byte j */
+                const __m128i v = _mm_loadu_si128((const __m128i *)(q + b * (QTX_QK / 2)));
+                u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v),
+                                     _mm256_set1_epi8(0x0F));
+            }
             const float dw = _cvtsh_ss((unsigned short)(w[2 * b] | w[2 * b + 1] << 8));
             for (int c = 0; c < C; c++) {
                 if (c >= nc) break;
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xq[c] + b * QTX_QK));
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[c].q + b * QTX_QK));
                 const int32_t is =
                     vnni_hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xv));
-                sum[c] += (float)is * (dw * xd[c][b]) + 16.0f * dw * cx[c][b];
+                sum[c] += (float)is * (dw * x[c].d[b]) + kc * dw * x[c].c[b];
             }
         }
         for (int c = 0; c < C && c < nc; c++) y[(int64_t)c * ldy + r] = sum[c];
     }
+}
+
+static VNNI void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_row,
+                                const void *x, size_t x_row, float *y, int64_t ldy) {
+    r_tile(0, n, nr, nc, w, w_row, x, x_row, y, ldy);
+}
+
+static VNNI void tile_q8_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_row,
+                                const void *x, size_t x_row, float *y, int64_t ldy) {
+    r_tile(1, n, nr, nc, w, w_row, x, x_row, y, ldy);
 }
 
 /* Sixteen values of x * id rounded half away from zero (roundf), as int8. */

@@ -79,44 +79,38 @@ void qtx_dot_f16_generic(int64_t n, float *s, const void *vw, const void *vx) {
     *s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-/* q4_0r x q8r: block by block through the plain formats, so each element equals
- * dot_q4_0_q8_0 on the same weights and activations bit for bit. */
-static void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
-                           size_t x_row, float *y, int64_t ldy) {
+/* q4_0r / q8_0r x q8r: block by block through the plain formats, so each element equals
+ * dot_q4_0_q8_0 / dot_q8_0_q8_0 on the same weights and activations bit for bit. */
+static void tile_r(int q8, int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                   size_t x_row, float *y, int64_t ldy) {
     for (int c = 0; c < nc; c++)
         for (int r = 0; r < nr; r++) {
             const char *wr = (const char *)w + (size_t)r * w_row;
             const char *xr = (const char *)x + (size_t)c * x_row;
             float sum = 0.0f;
             for (int64_t b = 0; b < n / QTX_QK; b++) {
-                qtx_block_q4_0 wb;
-                qtx_block_q8_0 xb;
-                qtx_q4_0r_get_block(wr, n, b, &wb);
+                qtx_block_q8_0 xb, w8;
+                qtx_block_q4_0 w4;
                 qtx_q8r_get_block(xr, n, b, &xb);
-                sum += (float)block_q4_0_q8_0(&wb, &xb) *
-                       (qtx_f16_to_f32(wb.d) * qtx_f16_to_f32(xb.d));
+                if (q8)
+                    qtx_q8_0r_get_block(wr, n, b, &w8);
+                else
+                    qtx_q4_0r_get_block(wr, n, b, &w4);
+                const int32_t is = q8 ? block_q8_0_q8_0(&w8, &xb) : block_q4_0_q8_0(&w4, &xb);
+                sum += (float)is * (qtx_f16_to_f32(q8 ? w8.d : w4.d) * qtx_f16_to_f32(xb.d));
             }
             y[(int64_t)c * ldy + r] = sum;
         }
 }
 
-/* q8_0r x q8r: likewise equal to dot_q8_0_q8_0 bit for bit. */
+static void tile_q4_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
+                           size_t x_row, float *y, int64_t ldy) {
+    tile_r(0, n, nr, nc, w, w_row, x, x_row, y, ldy);
+}
+
 static void tile_q8_0r_q8r(int64_t n, int nr, int nc, const void *w, size_t w_row, const void *x,
                            size_t x_row, float *y, int64_t ldy) {
-    for (int c = 0; c < nc; c++)
-        for (int r = 0; r < nr; r++) {
-            const char *wr = (const char *)w + (size_t)r * w_row;
-            const char *xr = (const char *)x + (size_t)c * x_row;
-            float sum = 0.0f;
-            for (int64_t b = 0; b < n / QTX_QK; b++) {
-                qtx_block_q8_0 wb, xb;
-                qtx_q8_0r_get_block(wr, n, b, &wb);
-                qtx_q8r_get_block(xr, n, b, &xb);
-                sum += (float)block_q8_0_q8_0(&wb, &xb) *
-                       (qtx_f16_to_f32(wb.d) * qtx_f16_to_f32(xb.d));
-            }
-            y[(int64_t)c * ldy + r] = sum;
-        }
+    tile_r(1, n, nr, nc, w, w_row, x, x_row, y, ldy);
 }
 
 QTX_TILE_BY_DOT(tile_q8_0_q8_0, dot_q8_0_q8_0)

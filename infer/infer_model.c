@@ -89,40 +89,34 @@ int qtx_infer_build(qtx_infer_model *m, const qtx_model_config *cfg, qtx_infer_t
 
 /* ---- runtime --------------------------------------------------------------------------------- */
 
-/* q4_0 / q8_0 weights to q4_0r / q8_0r, row by row in place, where the CPU's kernels have
- * tiles for them. The embedding table stays as it is (rows are looked up, not multiplied),
- * and with it a tied output head. */
+/* t to the type the CPU's kernels prefer for it (q4_0r, q8_0r; core/quant.h), row by row in
+ * place through the scratch *row; n_rows[0] / [1] count the q4_0 / q8_0 rows repacked. */
+static void repack(qtx_qtensor *t, void **row, int64_t n_rows[2]) {
+    const qtx_qtype to = qtx_qtype_repacked(NULL, t->type);
+    if (to == t->type) return;
+    const size_t rb = qtx_qtype_row_bytes(t->type, t->cols);
+    *row = qtx_realloc(*row, rb);
+    for (int64_t r = 0; r < t->rows; r++) {
+        uint8_t *w = (uint8_t *)(uintptr_t)t->data + (size_t)r * rb; /* weights_own */
+        memcpy(*row, w, rb);
+        (to == QTX_Q_Q4_0R ? qtx_q4_0r_pack_row : qtx_q8_0r_pack_row)(*row, w, t->cols);
+    }
+    n_rows[to == QTX_Q_Q8_0R] += t->rows;
+    t->type = to;
+}
+
+/* The layer weights and an untied output head, repacked where the kernels have tiles for
+ * them. The embedding table stays as it is (rows are looked up, not multiplied), and with it
+ * a tied output head. */
 static void repack_weights(qtx_infer_model *m) {
     if (!m->weights_own) return;
-    qtx_qtensor *ts[7];
     void *row = NULL;
     int64_t n_rows[2] = {0, 0};
-    for (int l = -1; l < m->cfg.n_layers; l++) {
-        int n_t = 0;
-        if (l < 0) {
-            if (!m->cfg.tie_embeddings) ts[n_t++] = &m->output;
-        } else {
-            qtx_infer_layer *L = &m->layers[l];
-            qtx_qtensor *lt[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
-            for (int i = 0; i < 7; i++) ts[n_t++] = lt[i];
-        }
-        for (int i = 0; i < n_t; i++) {
-            qtx_qtensor *t = ts[i];
-            const qtx_qtype to = qtx_qtype_repacked(NULL, t->type);
-            if (to == t->type) continue;
-            const size_t rb = qtx_qtype_row_bytes(t->type, t->cols);
-            row = qtx_realloc(row, rb);
-            for (int64_t r = 0; r < t->rows; r++) {
-                uint8_t *w = (uint8_t *)(uintptr_t)t->data + (size_t)r * rb; /* weights_own */
-                memcpy(row, w, rb);
-                if (to == QTX_Q_Q4_0R)
-                    qtx_q4_0r_pack_row(row, w, t->cols);
-                else
-                    qtx_q8_0r_pack_row(row, w, t->cols);
-            }
-            n_rows[to == QTX_Q_Q8_0R] += t->rows;
-            t->type = to;
-        }
+    if (!m->cfg.tie_embeddings) repack(&m->output, &row, n_rows);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        qtx_infer_layer *L = &m->layers[l];
+        qtx_qtensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wgate, &L->wup, &L->wdown};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) repack(ts[i], &row, n_rows);
     }
     free(row);
     for (int i = 0; i < 2; i++)

@@ -387,6 +387,41 @@ static void case_free(case_data *c) {
     free(c->rx);
 }
 
+/* sum_b |isum_b d_w d_x| over nb blocks of a weight row w (blocks wblk bytes apart, scale
+ * first) and a q8_0 activation row x: what a dot product's float error is relative to. */
+static double blocks_magnitude(const int32_t *isum, int64_t nb, const uint8_t *w, size_t wblk,
+                               const uint8_t *x) {
+    double mag = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        qtx_f16 hw, hx;
+        memcpy(&hw, w + (size_t)b * wblk, 2);
+        memcpy(&hx, x + (size_t)b * 34, 2);
+        mag += fabs((double)isum[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
+    }
+    return mag;
+}
+
+/* Elements of kt's tiles over W (rows bw bytes apart) and X (x_row apart) that differ from
+ * the 1 x 1 tile's, over every shape: 1 .. QTX_TILE_R rows and then max_nr, 1 ..
+ * QTX_TILE_C columns (at most m). */
+static int64_t tile_shape_mismatches(qtx_tile_fn kt, int64_t n, const uint8_t *W, size_t bw,
+                                     const uint8_t *X, size_t x_row, int64_t max_nr, int64_t m) {
+    float *y = malloc((size_t)(max_nr * QTX_TILE_C) * sizeof(float)), y1;
+    int64_t bad = 0;
+    for (int nr = 1; nr <= max_nr; nr = nr < QTX_TILE_R || nr == max_nr ? nr + 1 : (int)max_nr)
+        for (int nc = 1; nc <= QTX_TILE_C && nc <= m; nc++) {
+            memset(y, 0xFF, (size_t)(max_nr * QTX_TILE_C) * sizeof(float));
+            kt(n, nr, nc, W, bw, X, x_row, y, nr);
+            for (int r = 0; r < nr; r++)
+                for (int i = 0; i < nc; i++) {
+                    kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * x_row, x_row, &y1, 1);
+                    bad += memcmp(&y1, &y[i * nr + r], sizeof y1) != 0;
+                }
+        }
+    free(y);
+    return bad;
+}
+
 /* Block sums bit for bit, and dot products within 1e-6 of generic relative to the summed
  * magnitude sum_b |isum_b d_w d_x| (float sums in another order differ by a few ulps of that,
  * however much the terms cancel), over every (row, x) pair. */
@@ -429,13 +464,7 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
                 }
                 kv(n, 1, w, bw, x, xf, xf + nb, &sv);
             }
-            double mag = 0;
-            for (int64_t b = 0; b < nb; b++) {
-                qtx_f16 hw, hx;
-                memcpy(&hw, w + (size_t)b * wblk, 2);
-                memcpy(&hx, x + (size_t)b * 34, 2);
-                mag += fabs((double)ig[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
-            }
+            const double mag = blocks_magnitude(ig, nb, w, wblk, x);
             const double diff =
                 fmax(fmax(fabs((double)sk - (double)sg), fabs((double)st - (double)sg)),
                      fabs((double)sv - (double)sg));
@@ -449,18 +478,8 @@ static void check_dots(const qtx_quant_kernels *k, const qtx_quant_kernels *g, c
             what, (long long)n, e);
     free(xf);
     /* Every tile shape gives each element exactly as the 1 x 1 tile does. */
-    float y[QTX_TILE_R * QTX_TILE_C], y1;
-    int64_t shape_bad = 0;
-    for (int nr = 1; nr <= QTX_TILE_R && nr <= c->rows; nr++)
-        for (int nc = 1; nc <= QTX_TILE_C && nc <= c->m; nc++) {
-            memset(y, 0xFF, sizeof y);
-            kt(n, nr, nc, W, bw, X, bx, y, nr);
-            for (int r = 0; r < nr; r++)
-                for (int i = 0; i < nc; i++) {
-                    kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * bx, bx, &y1, 1);
-                    shape_bad += memcmp(&y1, &y[i * nr + r], sizeof y1) != 0;
-                }
-        }
+    const int64_t shape_bad = tile_shape_mismatches(
+        kt, n, W, bw, X, bx, c->rows < QTX_TILE_R ? c->rows : QTX_TILE_R, c->m);
     T_CHECK(shape_bad == 0, "%s %s n=%lld: %lld tile elements differ from the 1 x 1 tile", k->name,
             what, (long long)n, (long long)shape_bad);
     free(ik);
@@ -642,13 +661,7 @@ static void check_repacked(const qtx_quant_kernels *k, const qtx_quant_kernels *
             kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &sk, 1);
             gen_bad += memcmp(&sd, &sg, sizeof sd) != 0;
             gb(nb, ig, wp, xq);
-            double mag = 0;
-            for (int64_t b = 0; b < nb; b++) {
-                qtx_f16 hw, hx;
-                memcpy(&hw, wp + (size_t)b * wblk, 2);
-                memcpy(&hx, xq + (size_t)b * 34, 2);
-                mag += fabs((double)ig[b] * qtx_f16_to_f32(hw) * qtx_f16_to_f32(hx));
-            }
+            const double mag = blocks_magnitude(ig, nb, wp, wblk, xq);
             const double diff = fabs((double)sk - (double)sg);
             max_diff = diff > max_diff || isnan(diff) ? (isnan(diff) ? INFINITY : diff) : max_diff;
             max_mag = mag > max_mag ? mag : max_mag;
@@ -659,20 +672,9 @@ static void check_repacked(const qtx_quant_kernels *k, const qtx_quant_kernels *
     T_CHECK(e <= 1e-6, "%s %s n=%lld: tile rel err %.3g vs generic", k->name, what, (long long)n,
             e);
     /* every shape, more rows than a tile included, gives each element as the 1 x 1 tile */
-    float *y = malloc((size_t)(rows * QTX_TILE_C) * sizeof(float)), y1;
-    int64_t shape_bad = 0;
-    for (int nr = 1; nr <= rows; nr = nr < QTX_TILE_R || nr == rows ? nr + 1 : (int)rows)
-        for (int nc = 1; nc <= QTX_TILE_C && nc <= m; nc++) {
-            kt(n, nr, nc, W, bw, X, br, y, nr);
-            for (int r = 0; r < nr; r++)
-                for (int i = 0; i < nc; i++) {
-                    kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &y1, 1);
-                    shape_bad += memcmp(&y1, &y[i * nr + r], sizeof y1) != 0;
-                }
-        }
+    const int64_t shape_bad = tile_shape_mismatches(kt, n, W, bw, X, br, rows, m);
     T_CHECK(shape_bad == 0, "%s %s n=%lld: %lld tile elements differ from the 1 x 1 tile", k->name,
             what, (long long)n, (long long)shape_bad);
-    free(y);
     if (WP == c->wq4 || WP == c->wq8) { /* qtx_qmatmul: runs kt on q8r rows, agrees with pt */
         const size_t sb = qtx_qmatmul_scratch_bytes(rt, n, m);
         T_CHECK(sb >= qtx_qmatmul_scratch_bytes(QTX_Q_Q8_0, n, m) + (size_t)m * br,
@@ -693,8 +695,9 @@ static void check_repacked(const qtx_quant_kernels *k, const qtx_quant_kernels *
         int64_t qbad = 0;
         for (int64_t i = 0; i < m; i++)
             for (int64_t r = 0; r < rows; r++) {
-                kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &y1, 1);
-                qbad += memcmp(&y1, &yr[i * rows + r], sizeof y1) != 0;
+                float t;
+                kt(n, 1, 1, W + (size_t)r * bw, bw, X + (size_t)i * br, br, &t, 1);
+                qbad += memcmp(&t, &yr[i * rows + r], sizeof t) != 0;
             }
         T_CHECK(qbad == 0, "%s qmatmul %s m=%lld: %lld elements are not the tile's", k->name, what,
                 (long long)m, (long long)qbad);
